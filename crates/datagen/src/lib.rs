@@ -1,0 +1,1 @@
+//! Deterministic generator of realistic LLM-serving logs for the demo, benchmarks and tests.

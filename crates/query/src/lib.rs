@@ -1,0 +1,1 @@
+//! LogQL: parser, AST and the log pipeline stages. Pure.

@@ -1,0 +1,2 @@
+//! The `inferscope` binary.
+fn main() {}
