@@ -1,0 +1,380 @@
+//! The configuration tree: defaults, then the YAML file, then environment
+//! variables and flags, then [`Config::validate`].
+//!
+//! Where a setting means the same as one of Loki's, it has Loki's name and
+//! place (`auth_enabled`, `server.http_listen_port`, `common.path_prefix`,
+//! `limits_config.*`), so a Loki user's settings carry over. Settings of our
+//! own embedded storage live under `storage:`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::units::serde_units;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// As in Loki: `false` runs single-tenant (tenant `fake`); `true` requires
+    /// `X-Scope-OrgID` on every request.
+    pub auth_enabled: bool,
+    /// Listen addresses.
+    pub server: ServerConfig,
+    /// Paths shared by every component.
+    pub common: CommonConfig,
+    /// The embedded store.
+    pub storage: StorageSettings,
+    /// Per-tenant limits, with Loki's names and defaults.
+    pub limits_config: LimitsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            auth_enabled: false,
+            server: ServerConfig::default(),
+            common: CommonConfig::default(),
+            storage: StorageSettings::default(),
+            limits_config: LimitsConfig::default(),
+        }
+    }
+}
+
+/// Listen addresses (Loki's `server:` block).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// HTTP address to bind.
+    pub http_listen_address: String,
+    /// HTTP port (Loki's 3100).
+    pub http_listen_port: u16,
+    /// gRPC address to bind (OTLP).
+    pub grpc_listen_address: String,
+    /// gRPC port (OTLP's 4317).
+    pub grpc_listen_port: u16,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            http_listen_address: "0.0.0.0".into(),
+            http_listen_port: 3100,
+            grpc_listen_address: "0.0.0.0".into(),
+            grpc_listen_port: 4317,
+        }
+    }
+}
+
+/// Loki's `common:` block.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommonConfig {
+    /// Where all data lives (WAL and, on the embedded default, blocks).
+    pub path_prefix: PathBuf,
+}
+
+impl Default for CommonConfig {
+    fn default() -> Self {
+        CommonConfig {
+            path_prefix: PathBuf::from("./data"),
+        }
+    }
+}
+
+/// When the write-ahead log is flushed to stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WalSyncPolicy {
+    /// fsync before a push is acknowledged (concurrent pushes share one fsync).
+    Always,
+    /// fsync every `wal_sync_interval`: a crash may lose that much.
+    Interval,
+    /// Leave it to the OS: a machine crash may lose recent pushes.
+    Never,
+}
+
+/// Settings of the embedded store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// WAL fsync policy; `always` is the safe default.
+    pub wal_sync: WalSyncPolicy,
+    /// Period for `wal_sync: interval`.
+    #[serde(deserialize_with = "serde_units::duration")]
+    pub wal_sync_interval: Duration,
+    /// Flush the in-memory head into a block once it holds this many bytes.
+    #[serde(deserialize_with = "serde_units::bytes")]
+    pub head_max_bytes: u64,
+    /// Flush head data older than this.
+    #[serde(deserialize_with = "serde_units::duration")]
+    pub head_max_age: Duration,
+    /// Merge small blocks once a time window holds this many.
+    pub compaction_min_blocks: usize,
+    /// How often flush, compaction and retention run.
+    #[serde(deserialize_with = "serde_units::duration")]
+    pub maintenance_interval: Duration,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        StorageSettings {
+            wal_sync: WalSyncPolicy::Always,
+            wal_sync_interval: Duration::from_secs(1),
+            head_max_bytes: 128 << 20,
+            head_max_age: Duration::from_secs(300),
+            compaction_min_blocks: 4,
+            maintenance_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Loki's `limits_config:` block, with Loki's defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Refuse entries older than `reject_old_samples_max_age`.
+    pub reject_old_samples: bool,
+    /// See `reject_old_samples`.
+    #[serde(deserialize_with = "serde_units::duration")]
+    pub reject_old_samples_max_age: Duration,
+    /// Refuse entries more than this far in the future.
+    #[serde(deserialize_with = "serde_units::duration")]
+    pub creation_grace_period: Duration,
+    /// Per-tenant ingestion rate in MB/s.
+    pub ingestion_rate_mb: f64,
+    /// Per-tenant burst in MB.
+    pub ingestion_burst_size_mb: f64,
+    /// Per-stream rate.
+    #[serde(deserialize_with = "serde_units::bytes")]
+    pub per_stream_rate_limit: u64,
+    /// Per-stream burst.
+    #[serde(deserialize_with = "serde_units::bytes")]
+    pub per_stream_rate_limit_burst: u64,
+    /// Longest accepted line; 0 = no limit.
+    #[serde(deserialize_with = "serde_units::bytes")]
+    pub max_line_size: u64,
+    /// Truncate longer lines instead of refusing them.
+    pub max_line_size_truncate: bool,
+    /// Most labels a stream may have.
+    pub max_label_names_per_series: usize,
+    /// Longest label name.
+    pub max_label_name_length: usize,
+    /// Longest label value.
+    pub max_label_value_length: usize,
+    /// Largest structured metadata of one entry.
+    #[serde(deserialize_with = "serde_units::bytes")]
+    pub max_structured_metadata_size: u64,
+    /// Most structured metadata pairs on one entry.
+    pub max_structured_metadata_entries_count: usize,
+    /// Largest `limit` a log query may ask for.
+    pub max_entries_limit_per_query: usize,
+    /// Most series a query may return.
+    pub max_query_series: usize,
+    /// Longest time range of a query; 0 = no limit.
+    #[serde(deserialize_with = "serde_units::duration")]
+    pub max_query_length: Duration,
+    /// A query taking longer is cancelled.
+    #[serde(deserialize_with = "serde_units::duration")]
+    pub query_timeout: Duration,
+    /// Delete data older than this; 0 keeps it forever.
+    #[serde(deserialize_with = "serde_units::duration")]
+    pub retention_period: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            reject_old_samples: true,
+            reject_old_samples_max_age: Duration::from_secs(7 * 86_400),
+            creation_grace_period: Duration::from_secs(600),
+            ingestion_rate_mb: 4.0,
+            ingestion_burst_size_mb: 6.0,
+            per_stream_rate_limit: 3 << 20,
+            per_stream_rate_limit_burst: 15 << 20,
+            max_line_size: 256 * 1024,
+            max_line_size_truncate: false,
+            max_label_names_per_series: 15,
+            max_label_name_length: 1024,
+            max_label_value_length: 2048,
+            max_structured_metadata_size: 64 * 1024,
+            max_structured_metadata_entries_count: 128,
+            max_entries_limit_per_query: 5000,
+            max_query_series: 500,
+            max_query_length: Duration::from_secs(721 * 3600),
+            query_timeout: Duration::from_secs(60),
+            retention_period: Duration::from_secs(90 * 86_400),
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("failed to read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The YAML is malformed or has unknown keys.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What serde said, with line and column.
+        #[source]
+        source: serde_yaml::Error,
+    },
+    /// A value is out of range.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a YAML file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_yaml(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// Parses YAML over the defaults (an empty document gives the defaults).
+    pub fn from_yaml(text: &str) -> Result<Config, serde_yaml::Error> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        serde_yaml::from_str(text)
+    }
+
+    /// The HTTP address to bind.
+    pub fn http_addr(&self) -> Result<SocketAddr, ConfigError> {
+        join_addr(
+            &self.server.http_listen_address,
+            self.server.http_listen_port,
+        )
+    }
+
+    /// The gRPC address to bind.
+    pub fn grpc_addr(&self) -> Result<SocketAddr, ConfigError> {
+        join_addr(
+            &self.server.grpc_listen_address,
+            self.server.grpc_listen_port,
+        )
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits_config;
+        if l.ingestion_rate_mb <= 0.0 || l.ingestion_burst_size_mb <= 0.0 {
+            return Err(ConfigError::Invalid(
+                "limits_config.ingestion_rate_mb and ingestion_burst_size_mb must be > 0".into(),
+            ));
+        }
+        if l.max_entries_limit_per_query == 0 {
+            return Err(ConfigError::Invalid(
+                "limits_config.max_entries_limit_per_query must be > 0".into(),
+            ));
+        }
+        if l.query_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "limits_config.query_timeout must be > 0".into(),
+            ));
+        }
+        if self.storage.head_max_bytes < 1 << 20 {
+            return Err(ConfigError::Invalid(
+                "storage.head_max_bytes must be at least 1MB".into(),
+            ));
+        }
+        self.http_addr()?;
+        self.grpc_addr()?;
+        Ok(())
+    }
+}
+
+fn join_addr(host: &str, port: u16) -> Result<SocketAddr, ConfigError> {
+    let text = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    text.parse()
+        .map_err(|_| ConfigError::Invalid(format!("invalid listen address {text:?}")))
+}
+
+/// Splits `host:port` (or `:port`) into the config's two fields.
+pub fn split_listen(text: &str) -> Result<(String, u16), ConfigError> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| ConfigError::Invalid(format!("listen address {text:?} needs host:port")))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| ConfigError::Invalid(format!("invalid port in listen address {text:?}")))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    Ok((host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_loki() {
+        let c = Config::default();
+        assert!(!c.auth_enabled);
+        assert_eq!(c.server.http_listen_port, 3100);
+        assert!(c.limits_config.reject_old_samples);
+        assert_eq!(
+            c.limits_config.reject_old_samples_max_age,
+            Duration::from_secs(168 * 3600)
+        );
+        assert_eq!(c.limits_config.max_line_size, 256 * 1024);
+        assert_eq!(c.limits_config.max_entries_limit_per_query, 5000);
+        assert_eq!(
+            c.limits_config.retention_period,
+            Duration::from_secs(90 * 86_400)
+        );
+        c.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn the_shipped_example_config_parses() {
+        let text = include_str!("../../../deploy/inferscope.example.yaml");
+        let c = Config::from_yaml(text).expect("example config parses");
+        c.validate().expect("example config is valid");
+        assert_eq!(c.limits_config.ingestion_rate_mb, 30.0);
+        assert_eq!(c.limits_config.max_entries_limit_per_query, 50_000);
+        assert_eq!(
+            c.limits_config.retention_period,
+            Duration::from_secs(2160 * 3600)
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let err = Config::from_yaml("limits_config:\n  max_line_sise: 1KB\n").expect_err("typo");
+        assert!(err.to_string().contains("max_line_sise"), "{err}");
+    }
+
+    #[test]
+    fn listen_addresses_split() {
+        assert_eq!(
+            split_listen("127.0.0.1:3100").expect("ok"),
+            ("127.0.0.1".into(), 3100)
+        );
+        assert_eq!(split_listen(":4317").expect("ok"), ("0.0.0.0".into(), 4317));
+        assert_eq!(split_listen("[::1]:80").expect("ok"), ("::1".into(), 80));
+        assert!(split_listen("nope").is_err());
+    }
+}

@@ -1,0 +1,2 @@
+//! The HTTP API.
+pub mod params;

@@ -1,0 +1,5 @@
+//! Ingest: decoding push bodies, validating them against limits, rate limiting.
+pub mod loki_proto;
+pub mod push_decode;
+pub mod rate_limit;
+pub mod validate;
