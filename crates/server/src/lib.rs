@@ -1,6 +1,128 @@
-//! The Inferscope server.
+//! The Inferscope server: one binary that ingests logs through the Loki push
+//! API, stores them durably, and answers LogQL through the Loki HTTP API.
+//!
+//! Start reading at [`run`]; `ARCHITECTURE.md` at the repository root maps
+//! the modules and the push and query flows.
+
+pub mod bench;
+pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod http;
 pub mod ingest;
+pub mod metrics;
+pub mod query;
+pub mod state;
+pub mod tenant;
 pub mod units;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use inferscope_storage::{Store, StoreConfig, WalSync};
+use tokio::net::TcpListener;
+
+use crate::config::{Config, WalSyncPolicy};
+use crate::state::AppState;
+
+/// Opens the store described by `config`.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
+    let data_dir = &config.common.path_prefix;
+    std::fs::create_dir_all(data_dir).with_context(|| format!("failed to create data directory {}", data_dir.display()))?;
+    let s = &config.storage;
+    let mut store_config = StoreConfig::local(data_dir.clone())
+        .with_context(|| format!("failed to open block storage under {}", data_dir.display()))?;
+    store_config.wal_sync = match s.wal_sync {
+        WalSyncPolicy::Always => WalSync::Always,
+        WalSyncPolicy::Interval => WalSync::Interval(s.wal_sync_interval),
+        WalSyncPolicy::Never => WalSync::Never,
+    };
+    store_config.head_max_bytes = s.head_max_bytes as usize;
+    store_config.head_max_age = s.head_max_age;
+    store_config.compaction_min_blocks = s.compaction_min_blocks;
+    let retention = config.limits_config.retention_period;
+    store_config.retention = (!retention.is_zero()).then_some(retention);
+    let store = Store::open(store_config)
+        .await
+        .with_context(|| format!("failed to open the store in {}", data_dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// A server bound to its port, not yet serving.
+pub struct Server {
+    /// Shared state.
+    pub state: Arc<AppState>,
+    listener: TcpListener,
+}
+
+impl Server {
+    /// Opens the store and binds the HTTP port.
+    pub async fn bind(config: Config) -> anyhow::Result<Server> {
+        config.validate()?;
+        let addr = config.http_addr()?;
+        let store = open_store(&config).await?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("failed to listen on {addr}"))?;
+        Ok(Server {
+            state: AppState::new(config, store),
+            listener,
+        })
+    }
+
+    /// The bound HTTP address (useful with port 0).
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serves until `shutdown` resolves, then flushes the head into blocks.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let state = self.state;
+        let maintenance = tokio::spawn(maintenance_loop(state.clone()));
+        axum::serve(self.listener, http::router(state.clone()))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("HTTP server failed")?;
+        maintenance.abort();
+        tracing::info!("shutting down: flushing the in-memory head into blocks");
+        state.store.flush().await.context("failed to flush on shutdown")?;
+        tracing::info!("shutdown complete");
+        Ok(())
+    }
+}
+
+async fn maintenance_loop(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(state.config.storage.maintenance_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.store.maintain().await {
+            tracing::error!(error = %e, "storage maintenance failed");
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("received shutdown signal");
+}

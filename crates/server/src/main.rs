@@ -1,2 +1,35 @@
-//! The `inferscope` binary.
-fn main() {}
+//! The `inferscope` binary: parses the command line and hands over to the library.
+
+use clap::Parser;
+use inferscope_server::cli::{Cli, Command};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(EnvFilter::try_from_env("INFERSCOPE_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Bench(args) => inferscope_server::bench::run(args),
+    }
+}
+
+async fn serve(args: inferscope_server::cli::ServeArgs) -> anyhow::Result<()> {
+    let config = args.load_config()?;
+    if !config.auth_enabled {
+        tracing::info!("auth_enabled: false: running single-tenant, every request is tenant \"fake\"");
+    }
+    let grpc = config.grpc_addr()?;
+    let server = inferscope_server::Server::bind(config).await?;
+    let addr = server.local_addr()?;
+    tracing::info!(http = %addr, data_dir = %server.state.config.common.path_prefix.display(), "inferscope is listening");
+    tracing::info!(grpc = %grpc, "OTLP/gRPC is not served by this version yet; the address is reserved for it");
+    if args.demo {
+        inferscope_server::demo::start(server.state.clone(), addr);
+    }
+    server.serve(inferscope_server::shutdown_signal()).await
+}

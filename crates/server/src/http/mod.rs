@@ -1,2 +1,23 @@
-//! The HTTP API.
+//! The HTTP API: one module per API, each exporting `routes()`, merged here.
+
+pub mod health;
+pub mod loki_push;
+pub mod loki_query;
 pub mod params;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+
+use crate::state::AppState;
+
+/// The whole HTTP API over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .merge(health::routes())
+        .merge(loki_push::routes())
+        .merge(loki_query::routes())
+        .layer(DefaultBodyLimit::max(loki_push::MAX_BODY_BYTES))
+        .with_state(state)
+}

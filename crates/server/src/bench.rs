@@ -1,0 +1,367 @@
+//! `inferscope bench`: an end-to-end benchmark on a realistic LLM-stack dataset.
+//!
+//! 1. Generates `--size` bytes of log lines (gateway, scheduler, vLLM workers;
+//!    200 streams over 24 h) with `inferscope-datagen`, encodes them as snappy
+//!    protobuf push bodies, and writes the raw lines to `raw.log`.
+//! 2. Starts `inferscope serve` as a child process (so its peak RSS is its
+//!    own) and pushes the bodies over loopback HTTP on `--connections`
+//!    connections; then `POST /flush` writes every block.
+//! 3. Runs a fixed set of LogQL queries through `query_range`.
+//! 4. Runs the simple references over the same raw bytes: `zstd -3`,
+//!    `zstd -dc | grep -F` and `grep -F`.
+//!
+//! It prints ingest MB/s and lines/s, bytes on disk and the compression
+//! ratio, peak RSS, and per query latency and scanned MB/s per core.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use inferscope_datagen::{Generator, GeneratorConfig};
+
+use crate::ingest::push_decode::encode_protobuf;
+use crate::units::parse_bytes;
+
+/// Options of `inferscope bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Raw log bytes to generate and ingest (e.g. 1GB, 200MB).
+    #[arg(long, default_value = "1GB", value_parser = parse_bytes)]
+    pub size: u64,
+    /// Working directory for the dataset and the server's data [default: a temporary directory].
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Concurrent push connections.
+    #[arg(long, default_value_t = 2)]
+    pub connections: usize,
+    /// Raw bytes per push request.
+    #[arg(long, default_value = "1MB", value_parser = parse_bytes)]
+    pub batch_bytes: u64,
+    /// Times each query runs (the best and the median are printed).
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Skip the zstd/grep reference measurements.
+    #[arg(long)]
+    pub skip_reference: bool,
+}
+
+/// The fixed queries: name, LogQL, limit.
+fn queries(needle: &str) -> Vec<(&'static str, String, usize)> {
+    vec![
+        ("needle |= over all streams", format!("{{namespace=~\".+\"}} |= \"{needle}\""), 100),
+        ("json | level=\"ERROR\"", "{app=\"aigateway\"} | json | level=\"ERROR\"".to_string(), 100),
+        ("json | level=\"ERROR\" (5000)", "{app=\"aigateway\"} | json | level=\"ERROR\"".to_string(), 5000),
+        ("label-only selector", "{app=\"vllm\", role=\"decode\"}".to_string(), 1000),
+    ]
+}
+
+/// Runs the benchmark and prints its report.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let temp;
+    let work = match &args.work_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            temp = tempfile::tempdir().context("failed to create a temporary directory")?;
+            temp.path().to_path_buf()
+        }
+    };
+    std::fs::create_dir_all(&work)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("inferscope bench: {} of raw logs, {cores} cores, work dir {}", human(args.size), work.display());
+
+    let dataset = generate(&args, &work)?;
+    let port = free_port()?;
+    let mut server = start_server(&work, port)?;
+    let result = (|| {
+        let base = format!("http://127.0.0.1:{port}");
+        wait_ready(&base)?;
+        let ingest = ingest(&base, &dataset, args.connections)?;
+        let peak_rss = peak_rss_bytes(server.id());
+        let blocks = dir_size(&work.join("data").join("blocks"));
+        println!();
+        println!("ingest   {:>9.1} MB/s raw   {:>10.0} lines/s   ({} in {:.2} s, {} requests)",
+            dataset.raw_bytes as f64 / 1e6 / ingest.push_seconds,
+            dataset.lines as f64 / ingest.push_seconds,
+            human(dataset.raw_bytes), ingest.push_seconds, dataset.bodies.len());
+        println!("flush    {:>9.2} s to write all blocks", ingest.flush_seconds);
+        println!("on disk  {:>9} in blocks = {:.1} % of raw", human(blocks), 100.0 * blocks as f64 / dataset.raw_bytes as f64);
+        println!("peak RSS {:>9} (server process, VmHWM)", human(peak_rss.unwrap_or(0)));
+        println!();
+        println!("{:<32} {:>10} {:>10} {:>14} {:>16}", "query", "best", "median", "entries", "scanned MB/s/core");
+        for (name, query, limit) in queries(&dataset.needle) {
+            let mut times = Vec::new();
+            let mut last = QueryFigures::default();
+            for _ in 0..args.repeat.max(1) {
+                last = run_query(&base, &query, limit, dataset.start_ns, dataset.end_ns)?;
+                times.push(last.seconds);
+            }
+            times.sort_by(f64::total_cmp);
+            let scanned_rate = last.bytes_processed as f64 / 1e6 / last.exec_seconds.max(1e-9) / cores as f64;
+            println!("{:<32} {:>8.3} s {:>8.3} s {:>14} {:>16.0}", name, times[0], times[times.len() / 2], last.entries, scanned_rate);
+        }
+        Ok(())
+    })();
+    let _ = server.kill();
+    let _ = server.wait();
+    result?;
+
+    if !args.skip_reference {
+        println!();
+        reference(&work, &dataset.needle, dataset.raw_bytes)?;
+    }
+    Ok(())
+}
+
+struct Dataset {
+    bodies: Vec<Vec<u8>>,
+    raw_bytes: u64,
+    lines: u64,
+    needle: String,
+    start_ns: i64,
+    end_ns: i64,
+}
+
+fn progress(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:10} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+fn generate(args: &BenchArgs, work: &Path) -> anyhow::Result<Dataset> {
+    const AVG_LINE: u64 = 300;
+    let span_ns: i64 = 24 * 3600 * 1_000_000_000;
+    let now = crate::http::params::now_ns();
+    let start_ns = now - span_ns - 60 * 1_000_000_000;
+    let mut generator = Generator::new(GeneratorConfig {
+        seed: 42,
+        streams: 200,
+        start_ns,
+        lines_per_second: (args.size / AVG_LINE / (24 * 3600)).max(1),
+        error_ratio: 0.02,
+    });
+    let mut raw = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(work.join("raw.log"))?);
+    let bar = progress(args.size, "generate");
+    let mut bodies = Vec::new();
+    let mut needle = None;
+    let mut raw_bytes = 0u64;
+    let mut lines = 0u64;
+    while raw_bytes < args.size {
+        let batch = generator.next_batch(args.batch_bytes as usize);
+        for stream in &batch {
+            for entry in &stream.entries {
+                raw.write_all(entry.line.as_bytes())?;
+                raw.write_all(b"\n")?;
+                raw_bytes += entry.line.len() as u64;
+                lines += 1;
+            }
+        }
+        // A trace id from the middle of the data: a needle that occurs a handful of times.
+        if needle.is_none() && raw_bytes >= args.size / 2 {
+            needle = crate::demo::find_trace_id(&batch);
+        }
+        bodies.push(encode_protobuf(&batch));
+        bar.set_position(raw_bytes.min(args.size));
+    }
+    raw.flush()?;
+    bar.finish();
+    let end_ns = generator.now_ns() + 1;
+    let Some(needle) = needle else {
+        bail!("the generated data holds no trace id to search for");
+    };
+    Ok(Dataset { bodies, raw_bytes, lines, needle, start_ns, end_ns })
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn start_server(work: &Path, port: u16) -> anyhow::Result<Child> {
+    let config = work.join("bench.yaml");
+    std::fs::write(
+        &config,
+        "limits_config:\n  reject_old_samples: false\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n  per_stream_rate_limit: 10GB\n  per_stream_rate_limit_burst: 10GB\n  max_entries_limit_per_query: 50000\n  retention_period: 0\n",
+    )?;
+    let data = work.join("data");
+    let _ = std::fs::remove_dir_all(&data);
+    Command::new(std::env::current_exe()?)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--grpc-listen", "127.0.0.1:0"])
+        .env("INFERSCOPE_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .context("failed to start the server")
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(600)))
+        .build()
+        .into()
+}
+
+fn wait_ready(base: &str) -> anyhow::Result<()> {
+    let agent = agent();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(r) = agent.get(&format!("{base}/ready")).call() {
+            if r.status() == 200 {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("the server did not become ready in 30 s")
+}
+
+struct IngestFigures {
+    push_seconds: f64,
+    flush_seconds: f64,
+}
+
+fn ingest(base: &str, dataset: &Dataset, connections: usize) -> anyhow::Result<IngestFigures> {
+    let url = format!("{base}/loki/api/v1/push");
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failure: Mutex<Option<String>> = Mutex::new(None);
+    let bar = progress(dataset.bodies.len() as u64, "ingest");
+    bar.set_style(ProgressStyle::with_template("{msg:10} [{bar:40}] {pos}/{len} requests ({per_sec}, {eta})").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..connections.max(1) {
+            scope.spawn(|| {
+                let agent = agent();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(body) = dataset.bodies.get(i) else { break };
+                    match agent.post(&url).header("Content-Type", "application/x-protobuf").send(&body[..]) {
+                        Ok(r) if r.status() == 204 => bar.inc(1),
+                        Ok(r) => {
+                            let code = r.status();
+                            let text = r.into_body().read_to_string().unwrap_or_default();
+                            *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("push answered {code}: {text}"));
+                            break;
+                        }
+                        Err(e) => {
+                            *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("push failed: {e}"));
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let push_seconds = started.elapsed().as_secs_f64();
+    bar.finish();
+    if let Some(f) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        bail!(f);
+    }
+    let flush_started = Instant::now();
+    let r = agent().post(&format!("{base}/flush")).send_empty()?;
+    if r.status() != 204 {
+        bail!("flush answered {}", r.status());
+    }
+    Ok(IngestFigures { push_seconds, flush_seconds: flush_started.elapsed().as_secs_f64() })
+}
+
+#[derive(Default)]
+struct QueryFigures {
+    seconds: f64,
+    exec_seconds: f64,
+    bytes_processed: u64,
+    entries: u64,
+}
+
+fn run_query(base: &str, query: &str, limit: usize, start_ns: i64, end_ns: i64) -> anyhow::Result<QueryFigures> {
+    let started = Instant::now();
+    let response = agent()
+        .get(&format!("{base}/loki/api/v1/query_range"))
+        .query("query", query)
+        .query("limit", limit.to_string())
+        .query("start", start_ns.to_string())
+        .query("end", end_ns.to_string())
+        .call()?;
+    let status = response.status();
+    let text = response.into_body().read_to_string()?;
+    let seconds = started.elapsed().as_secs_f64();
+    if status != 200 {
+        bail!("query {query} answered {status}: {text}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&text)?;
+    let summary = &json["data"]["stats"]["summary"];
+    Ok(QueryFigures {
+        seconds,
+        exec_seconds: summary["execTime"].as_f64().unwrap_or(seconds),
+        bytes_processed: summary["totalBytesProcessed"].as_u64().unwrap_or(0),
+        entries: summary["totalEntriesReturned"].as_u64().unwrap_or(0),
+    })
+}
+
+fn peak_rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn shell_seconds(script: &str, work: &Path) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let status = Command::new("sh").arg("-c").arg(script).current_dir(work).stdout(Stdio::null()).status()?;
+    if !status.success() && status.code() != Some(1) {
+        bail!("reference command failed: {script}");
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+fn reference(work: &Path, needle: &str, raw_bytes: u64) -> anyhow::Result<()> {
+    let has_zstd = Command::new("zstd").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    println!("reference on the same {} of raw lines:", human(raw_bytes));
+    if has_zstd {
+        let secs = shell_seconds("zstd -q -f -3 -T1 raw.log -o raw.zst", work)?;
+        let size = std::fs::metadata(work.join("raw.zst"))?.len();
+        println!("  zstd -3 -T1            {:>8.2} s   {:.1} % of raw", secs, 100.0 * size as f64 / raw_bytes as f64);
+        let secs = shell_seconds(&format!("zstd -dc raw.zst | grep -F '{needle}'"), work)?;
+        println!("  zstd -dc | grep -F     {secs:>8.3} s");
+    } else {
+        println!("  zstd not installed: skipped (apt-get install zstd)");
+    }
+    shell_seconds(&format!("grep -F '{needle}' raw.log"), work)?; // warm the page cache
+    let secs = shell_seconds(&format!("grep -F '{needle}' raw.log"), work)?;
+    println!("  grep -F (page cache)   {secs:>8.3} s");
+    Ok(())
+}
+
+fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else {
+        format!("{:.0} kB", b / 1e3)
+    }
+}

@@ -1,0 +1,304 @@
+//! Loki's query API: `query_range`, `query`, `labels`, `label/<name>/values`,
+//! `series`, each on GET (URL parameters) and POST (form body).
+//!
+//! Handlers parse parameters with Loki's defaults and limits, then call the
+//! query layer; they never touch storage internals.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use inferscope_model::{Direction, Labels, TimeRange};
+use inferscope_query::{Expr, parse};
+
+use crate::error::ApiError;
+use crate::http::params::{Params, now_ns};
+use crate::metrics::{QUERY_BYTES_SCANNED, QUERY_REQUESTS, QUERY_SECONDS};
+use crate::query::log_query::{LogQuery, LogQueryError, execute};
+use crate::query::response::{LabelsOut, StreamsData, Success};
+use crate::query::selector::parse_matchers;
+use crate::state::AppState;
+use crate::tenant::tenant_of;
+use crate::units::format_duration;
+
+/// Default range of log queries (`since`), as in Loki.
+const DEFAULT_QUERY_SINCE: Duration = Duration::from_secs(3600);
+/// Default range of label and series queries, as in Loki.
+const DEFAULT_METADATA_SINCE: Duration = Duration::from_secs(6 * 3600);
+/// Default `limit`.
+const DEFAULT_LIMIT: usize = 100;
+/// Header Grafana sends to get labels by category.
+const ENCODING_FLAGS_HEADER: &str = "X-Loki-Response-Encoding-Flags";
+
+/// The query routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/loki/api/v1/query_range", get(query_range).post(query_range))
+        .route("/loki/api/v1/query", get(query_instant).post(query_instant))
+        .route("/loki/api/v1/labels", get(labels).post(labels))
+        .route("/loki/api/v1/label", get(labels).post(labels))
+        .route("/loki/api/v1/label/{name}/values", get(label_values).post(label_values))
+        .route("/loki/api/v1/series", get(series).post(series))
+}
+
+/// Records the request in the server's metrics, whatever its outcome.
+fn observe(state: &AppState, endpoint: &'static str, started: Instant, result: Result<Response, ApiError>) -> Response {
+    let response = result.unwrap_or_else(IntoResponse::into_response);
+    let code = response.status();
+    state.metrics.add(QUERY_REQUESTS, &[("endpoint", endpoint), ("code", code.as_str())], 1.0);
+    state
+        .metrics
+        .add(QUERY_SECONDS, &[("endpoint", endpoint)], started.elapsed().as_secs_f64());
+    response
+}
+
+async fn query_range(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let result = query_range_inner(&state, &headers, raw.as_deref(), &body).await;
+    observe(&state, "query_range", started, result)
+}
+
+async fn query_range_inner(state: &AppState, headers: &HeaderMap, raw: Option<&str>, body: &[u8]) -> Result<Response, ApiError> {
+    let tenant = tenant_of(headers, state.config.auth_enabled)?;
+    let params = Params::parse(raw, Some(body))?;
+    let query = params
+        .get("query")
+        .ok_or_else(|| ApiError::bad_request("missing required parameter \"query\""))?;
+    let range = time_range(&params, DEFAULT_QUERY_SINCE)?;
+    check_query_length(state, range)?;
+    let limit = query_limit(state, &params)?;
+    let direction = direction(&params)?;
+    match parse(query).map_err(|e| ApiError::bad_request(e.to_string()))? {
+        Expr::Log(selector) => {
+            let categorize = headers
+                .get(ENCODING_FLAGS_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(',').any(|f| f.trim() == "categorize-labels"));
+            run_log_query(
+                state,
+                LogQuery {
+                    tenant,
+                    selector,
+                    range,
+                    limit,
+                    direction,
+                    categorize_labels: categorize,
+                },
+            )
+            .await
+        }
+        Expr::Metric(_) => Err(metric_queries_unsupported()),
+    }
+}
+
+async fn query_instant(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let result = async {
+        tenant_of(&headers, state.config.auth_enabled)?;
+        let params = Params::parse(raw.as_deref(), Some(&body))?;
+        let query = params
+            .get("query")
+            .ok_or_else(|| ApiError::bad_request("missing required parameter \"query\""))?;
+        params.time_ns("time")?;
+        query_limit(&state, &params)?;
+        direction(&params)?;
+        match parse(query).map_err(|e| ApiError::bad_request(e.to_string()))? {
+            Expr::Log(_) => Err(ApiError::bad_request(
+                "log queries are not supported as an instant query type, please change your query to a range query type",
+            )),
+            Expr::Metric(_) => Err(metric_queries_unsupported()),
+        }
+    }
+    .await;
+    observe(&state, "query", started, result)
+}
+
+fn metric_queries_unsupported() -> ApiError {
+    ApiError::bad_request("metric queries are not supported by this version of Inferscope yet: only log queries are")
+}
+
+async fn run_log_query(state: &AppState, query: LogQuery) -> Result<Response, ApiError> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let categorized = query.categorize_labels;
+    let timeout = state.config.limits_config.query_timeout;
+    let outcome = tokio::time::timeout(timeout, execute(&state.store, query, cancel.clone())).await;
+    let (streams, stats) = match outcome {
+        Err(_) => {
+            cancel.store(true, Ordering::Relaxed);
+            return Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "query timed out after {} (limits_config.query_timeout)",
+                    format_duration(timeout)
+                ),
+            ));
+        }
+        Ok(Err(LogQueryError::Pipeline(message))) => return Err(ApiError::bad_request(message)),
+        Ok(Err(LogQueryError::Cancelled)) => {
+            return Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, "query cancelled"));
+        }
+        Ok(Err(e @ LogQueryError::Storage(_))) => return Err(ApiError::internal("query failed in storage", &e)),
+        Ok(Ok(result)) => result,
+    };
+    state.metrics.add(QUERY_BYTES_SCANNED, &[], stats.bytes_scanned as f64);
+    Ok(Json(Success::new(StreamsData::new(&streams, &stats, categorized))).into_response())
+}
+
+async fn labels(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let result = async {
+        let tenant = tenant_of(&headers, state.config.auth_enabled)?;
+        let params = Params::parse(raw.as_deref(), Some(&body))?;
+        let range = time_range(&params, DEFAULT_METADATA_SINCE)?;
+        let matchers = params.get("query").map(parse_matchers).transpose()?.unwrap_or_default();
+        let names = state
+            .store
+            .label_names(&tenant, range, &matchers)
+            .await
+            .map_err(|e| ApiError::internal("label names failed", &e))?;
+        Ok(Json(Success::new(names)).into_response())
+    }
+    .await;
+    observe(&state, "labels", started, result)
+}
+
+async fn label_values(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let result = async {
+        let tenant = tenant_of(&headers, state.config.auth_enabled)?;
+        let params = Params::parse(raw.as_deref(), Some(&body))?;
+        let range = time_range(&params, DEFAULT_METADATA_SINCE)?;
+        let matchers = params.get("query").map(parse_matchers).transpose()?.unwrap_or_default();
+        let values = state
+            .store
+            .label_values(&tenant, &name, range, &matchers)
+            .await
+            .map_err(|e| ApiError::internal("label values failed", &e))?;
+        Ok(Json(Success::new(values)).into_response())
+    }
+    .await;
+    observe(&state, "label_values", started, result)
+}
+
+async fn series(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let result = async {
+        let tenant = tenant_of(&headers, state.config.auth_enabled)?;
+        let params = Params::parse(raw.as_deref(), Some(&body))?;
+        let range = time_range(&params, DEFAULT_METADATA_SINCE)?;
+        let selectors = params.all("match[]");
+        let selectors = if selectors.is_empty() { params.all("match") } else { selectors };
+        let mut found: Vec<Labels> = Vec::new();
+        if selectors.is_empty() {
+            found = state
+                .store
+                .series(&tenant, &[], range)
+                .await
+                .map_err(|e| ApiError::internal("series failed", &e))?;
+        }
+        for selector in selectors {
+            let matchers = parse_matchers(selector)?;
+            found.extend(
+                state
+                    .store
+                    .series(&tenant, &matchers, range)
+                    .await
+                    .map_err(|e| ApiError::internal("series failed", &e))?,
+            );
+        }
+        found.sort();
+        found.dedup();
+        let max = state.config.limits_config.max_query_series;
+        if found.len() > max {
+            return Err(ApiError::bad_request(format!(
+                "maximum number of series ({max}) reached for a single query; consider reducing query cardinality by adding more specific stream selectors, reducing the time range, or aggregating results"
+            )));
+        }
+        let out: Vec<LabelsOut<'_>> = found.iter().map(LabelsOut).collect();
+        Ok(Json(Success::new(out)).into_response())
+    }
+    .await;
+    observe(&state, "series", started, result)
+}
+
+/// `start`/`end`/`since` with Loki's defaults: end = now, start = end - since.
+fn time_range(params: &Params, default_since: Duration) -> Result<TimeRange, ApiError> {
+    let end = params.time_ns("end")?.unwrap_or_else(now_ns);
+    let since = params.duration("since")?;
+    let start = match (since, params.time_ns("start")?) {
+        (Some(since), _) => end.saturating_sub(since.as_nanos() as i64),
+        (None, Some(start)) => start,
+        (None, None) => end.saturating_sub(default_since.as_nanos() as i64),
+    };
+    if end < start {
+        return Err(ApiError::bad_request("end timestamp must not be before or equal to start time"));
+    }
+    // Loki includes entries stamped exactly `end` in log queries.
+    Ok(TimeRange::new(start, end.saturating_add(1)))
+}
+
+fn check_query_length(state: &AppState, range: TimeRange) -> Result<(), ApiError> {
+    let max = state.config.limits_config.max_query_length;
+    let length = Duration::from_nanos(range.end_ns.saturating_sub(range.start_ns).max(0) as u64);
+    if !max.is_zero() && length > max + Duration::from_nanos(1) {
+        return Err(ApiError::bad_request(format!(
+            "the query time range exceeds the limit (query length: {}, limit: {})",
+            format_duration(length),
+            format_duration(max)
+        )));
+    }
+    Ok(())
+}
+
+fn query_limit(state: &AppState, params: &Params) -> Result<usize, ApiError> {
+    let limit = params.usize("limit")?.unwrap_or(DEFAULT_LIMIT);
+    let max = state.config.limits_config.max_entries_limit_per_query;
+    if limit > max {
+        return Err(ApiError::bad_request(format!(
+            "max entries limit per query exceeded, limit > max_entries_limit_per_query ({limit} > {max})"
+        )));
+    }
+    Ok(limit.max(1))
+}
+
+fn direction(params: &Params) -> Result<Direction, ApiError> {
+    match params.get("direction").map(str::to_ascii_lowercase).as_deref() {
+        None | Some("backward") => Ok(Direction::Backward),
+        Some("forward") => Ok(Direction::Forward),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "invalid direction {other:?}: use forward or backward"
+        ))),
+    }
+}

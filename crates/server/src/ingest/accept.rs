@@ -1,0 +1,78 @@
+//! The one path by which decoded log streams enter the store, whatever the
+//! protocol: validate → rate limit → append (WAL first) → count.
+//!
+//! Invariant: a caller acknowledges only after [`accept`] returns `Ok`, and
+//! `Ok` means the WAL holds every accepted entry.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use inferscope_model::PushStream;
+
+use crate::error::ApiError;
+use crate::http::params::now_ns;
+use crate::ingest::validate::validate;
+use crate::metrics::{BYTES_RECEIVED, LINES_DISCARDED, LINES_RECEIVED};
+use crate::state::AppState;
+
+/// What a successful call stored.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// Entries stored.
+    pub entries: usize,
+    /// Bytes stored (lines and metadata).
+    pub bytes: usize,
+    /// Refused entries, in Loki's words; `None` when everything was stored.
+    pub partial_error: Option<String>,
+}
+
+/// Validates, rate-limits and stores `streams` for `tenant`. Blocking: call it
+/// from `spawn_blocking`.
+pub fn accept(state: &AppState, tenant: &str, streams: Vec<PushStream>) -> Result<Accepted, ApiError> {
+    let limits = &state.config.limits_config;
+    let validated = validate(streams, limits, now_ns());
+    for (reason, entries, _bytes) in &validated.rejected {
+        state
+            .metrics
+            .add(LINES_DISCARDED, &[("tenant", tenant), ("reason", reason.as_str())], *entries as f64);
+    }
+
+    let sizes: Vec<(u64, usize)> = validated
+        .streams
+        .iter()
+        .map(|s| (s.labels.fingerprint(), s.entries.iter().map(|e| e.size_bytes()).sum()))
+        .collect();
+    let total_bytes: usize = sizes.iter().map(|(_, b)| b).sum();
+    let total_lines: usize = validated.streams.iter().map(|s| s.entries.len()).sum();
+    if total_lines > 0 {
+        let describers: Vec<Box<dyn Fn() -> String + '_>> = validated
+            .streams
+            .iter()
+            .map(|s| Box::new(move || s.labels.to_string()) as Box<dyn Fn() -> String + '_>)
+            .collect();
+        let per_stream: Vec<(u64, usize, &dyn Fn() -> String)> = sizes
+            .iter()
+            .zip(&describers)
+            .map(|((fp, bytes), d)| (*fp, *bytes, d.as_ref()))
+            .collect();
+        if let Err(limited) = state.limiter.admit(tenant, total_bytes, total_lines, &per_stream) {
+            state
+                .metrics
+                .add(LINES_DISCARDED, &[("tenant", tenant), ("reason", "rate_limited")], total_lines as f64);
+            let mut err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, limited.message);
+            err.retry_after_secs = Some(limited.retry_after.max(Duration::from_secs(1)).as_secs());
+            return Err(err);
+        }
+        state
+            .store
+            .append(tenant, &validated.streams)
+            .map_err(|e| ApiError::internal("failed to append to the write-ahead log", &e))?;
+        state.metrics.add(LINES_RECEIVED, &[("tenant", tenant)], total_lines as f64);
+        state.metrics.add(BYTES_RECEIVED, &[("tenant", tenant)], total_bytes as f64);
+    }
+    Ok(Accepted {
+        entries: total_lines,
+        bytes: total_bytes,
+        partial_error: validated.error_body(),
+    })
+}

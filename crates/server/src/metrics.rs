@@ -1,0 +1,137 @@
+//! The server's own Prometheus metrics, rendered at `GET /metrics` in the
+//! text exposition format.
+//!
+//! A small registry of labelled counters (no dependency needed for this);
+//! storage gauges are read from the store's snapshot at scrape time.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use parking_lot::Mutex;
+
+/// A counter family: name, help text.
+#[derive(Debug, Clone, Copy)]
+pub struct Family {
+    /// Metric name (Prometheus conventions: `_total` suffix for counters).
+    pub name: &'static str,
+    /// HELP text.
+    pub help: &'static str,
+}
+
+/// Lines accepted into storage, by tenant.
+pub const LINES_RECEIVED: Family = Family {
+    name: "inferscope_ingest_lines_received_total",
+    help: "Log lines accepted and stored.",
+};
+/// Bytes accepted into storage, by tenant.
+pub const BYTES_RECEIVED: Family = Family {
+    name: "inferscope_ingest_bytes_received_total",
+    help: "Bytes of log lines and structured metadata accepted and stored.",
+};
+/// Lines refused, by tenant and reason.
+pub const LINES_DISCARDED: Family = Family {
+    name: "inferscope_ingest_lines_discarded_total",
+    help: "Log lines refused, by reason.",
+};
+/// Push requests by outcome.
+pub const PUSH_REQUESTS: Family = Family {
+    name: "inferscope_push_requests_total",
+    help: "Push requests, by response status code.",
+};
+/// Queries by endpoint and outcome.
+pub const QUERY_REQUESTS: Family = Family {
+    name: "inferscope_query_requests_total",
+    help: "Query API requests, by endpoint and response status code.",
+};
+/// Seconds spent answering queries.
+pub const QUERY_SECONDS: Family = Family {
+    name: "inferscope_query_duration_seconds_total",
+    help: "Seconds spent answering query API requests, by endpoint.",
+};
+/// Bytes scanned by queries.
+pub const QUERY_BYTES_SCANNED: Family = Family {
+    name: "inferscope_query_scanned_bytes_total",
+    help: "Log line bytes scanned by queries.",
+};
+
+type SeriesKey = (&'static str, Vec<(&'static str, String)>);
+
+/// Labelled counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    families: Mutex<BTreeMap<&'static str, &'static str>>,
+    counters: Mutex<BTreeMap<SeriesKey, f64>>,
+}
+
+impl Metrics {
+    /// Adds `value` to the counter `family{labels}`.
+    pub fn add(&self, family: Family, labels: &[(&'static str, &str)], value: f64) {
+        self.families.lock().entry(family.name).or_insert(family.help);
+        let key = (
+            family.name,
+            labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect(),
+        );
+        *self.counters.lock().entry(key).or_insert(0.0) += value;
+    }
+
+    /// The current value of a counter (tests and the demo banner).
+    pub fn get(&self, family: Family, labels: &[(&'static str, &str)]) -> f64 {
+        let key = (
+            family.name,
+            labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect(),
+        );
+        self.counters.lock().get(&key).copied().unwrap_or(0.0)
+    }
+
+    /// Renders every counter, then `gauges` (name, help, type, value).
+    pub fn render(&self, gauges: &[(&str, &str, &str, f64)]) -> String {
+        let mut out = String::new();
+        let families = self.families.lock().clone();
+        let counters = self.counters.lock().clone();
+        for (name, help) in &families {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for ((n, labels), value) in counters.range((*name, Vec::new())..) {
+                if n != name {
+                    break;
+                }
+                let _ = writeln!(out, "{name}{} {value}", render_labels(labels));
+            }
+        }
+        for (name, help, kind, value) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        }
+        out
+    }
+}
+
+fn render_labels(labels: &[(&'static str, String)]) -> String {
+    if labels.is_empty() {
+        return String::new();
+    }
+    let inner: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| {
+            let escaped = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+            format!("{k}=\"{escaped}\"")
+        })
+        .collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_exposition_format() {
+        let m = Metrics::default();
+        m.add(LINES_RECEIVED, &[("tenant", "fake")], 3.0);
+        m.add(LINES_RECEIVED, &[("tenant", "fake")], 2.0);
+        m.add(LINES_DISCARDED, &[("tenant", "a\"b"), ("reason", "line_too_long")], 1.0);
+        let text = m.render(&[("inferscope_blocks", "Blocks.", "gauge", 4.0)]);
+        assert!(text.contains("# TYPE inferscope_ingest_lines_received_total counter\ninferscope_ingest_lines_received_total{tenant=\"fake\"} 5\n"), "{text}");
+        assert!(text.contains("inferscope_ingest_lines_discarded_total{tenant=\"a\\\"b\",reason=\"line_too_long\"} 1"), "{text}");
+        assert!(text.contains("# TYPE inferscope_blocks gauge\ninferscope_blocks 4\n"), "{text}");
+        assert_eq!(m.get(LINES_RECEIVED, &[("tenant", "fake")]), 5.0);
+    }
+}

@@ -1,0 +1,5 @@
+//! Query orchestration: turning a parsed LogQL query into storage scans and
+//! the scans' output into Loki's response shapes.
+pub mod log_query;
+pub mod response;
+pub mod selector;

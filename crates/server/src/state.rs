@@ -1,0 +1,46 @@
+//! What every request handler shares: config, the store, limits, metrics.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use inferscope_storage::Store;
+
+use crate::config::Config;
+use crate::ingest::rate_limit::{RateLimiter, RateLimits};
+use crate::metrics::Metrics;
+
+/// Shared server state, cheap to clone behind an `Arc`.
+#[derive(Debug)]
+pub struct AppState {
+    /// The validated configuration.
+    pub config: Config,
+    /// The log store.
+    pub store: Arc<Store>,
+    /// Ingestion rate limits.
+    pub limiter: RateLimiter,
+    /// The server's own counters.
+    pub metrics: Metrics,
+    /// When the server started.
+    pub started: Instant,
+}
+
+impl AppState {
+    /// State for a running server over an opened store.
+    pub fn new(config: Config, store: Arc<Store>) -> Arc<Self> {
+        const MB: f64 = 1024.0 * 1024.0;
+        let l = &config.limits_config;
+        let limiter = RateLimiter::new(RateLimits {
+            tenant_rate: l.ingestion_rate_mb * MB,
+            tenant_burst: l.ingestion_burst_size_mb * MB,
+            stream_rate: l.per_stream_rate_limit as f64,
+            stream_burst: l.per_stream_rate_limit_burst.max(l.per_stream_rate_limit) as f64,
+        });
+        Arc::new(AppState {
+            config,
+            store,
+            limiter,
+            metrics: Metrics::default(),
+            started: Instant::now(),
+        })
+    }
+}
