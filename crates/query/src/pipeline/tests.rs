@@ -1,0 +1,1 @@
+//! Pipeline tests: Loki documentation examples and edge cases.
