@@ -333,16 +333,12 @@ impl Parser {
             }
             return Err(self.unexpected());
         };
-        let is_filter_next = matches!(
-            self.peek_at(1),
-            Tok::Eq | Tok::Neq | Tok::Re | Tok::Nre | Tok::CmpEq | Tok::Gt | Tok::Gte | Tok::Lt | Tok::Lte
-        );
         let stage = match kw.as_str() {
-            "json" if !is_filter_next => {
+            "json" => {
                 self.next();
                 Stage::Parser(ParserStage::Json(self.extractions()?))
             }
-            "logfmt" if !is_filter_next => {
+            "logfmt" => {
                 self.next();
                 let (mut strict, mut keep_empty) = (false, false);
                 while let Tok::Flag(f) = self.peek().clone() {
@@ -359,27 +355,27 @@ impl Parser {
                     extractions: self.extractions()?,
                 })
             }
-            "regexp" if !is_filter_next => {
+            "regexp" => {
                 self.next();
                 Stage::Parser(ParserStage::Regexp(self.string()?))
             }
-            "pattern" if !is_filter_next => {
+            "pattern" => {
                 self.next();
                 Stage::Parser(ParserStage::Pattern(self.string()?))
             }
-            "unpack" if !is_filter_next => {
+            "unpack" => {
                 self.next();
                 Stage::Parser(ParserStage::Unpack)
             }
-            "decolorize" if !is_filter_next => {
+            "decolorize" => {
                 self.next();
                 Stage::Decolorize
             }
-            "line_format" if !is_filter_next => {
+            "line_format" => {
                 self.next();
                 Stage::LineFormat(self.string()?)
             }
-            "label_format" if !is_filter_next => {
+            "label_format" => {
                 self.next();
                 let mut ops = Vec::new();
                 loop {
@@ -404,7 +400,7 @@ impl Parser {
                 }
                 Stage::LabelFormat(ops)
             }
-            "drop" | "keep" if !is_filter_next => {
+            "drop" | "keep" => {
                 self.next();
                 let mut sel = Vec::new();
                 loop {
@@ -980,3 +976,6 @@ fn first_line(s: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[cfg(test)]
+mod tests;

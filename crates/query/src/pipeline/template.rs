@@ -1176,7 +1176,7 @@ mod tests {
         );
         assert_eq!(ok(r#"{{ .request_uri | trimPrefix "/api" }}"#, &l), "/v1");
         assert_eq!(ok(r#"{{ .request_uri | replace "/" "_" }}"#, &l), "_api_v1");
-        assert_eq!(ok(r#"{{ regexReplaceAll "(a.*)" .request_uri "${1}X" }}"#, &l), "/apiX");
+        assert_eq!(ok(r#"{{ regexReplaceAll "(a.*)" .request_uri "${1}X" }}"#, &l), "/api/v1X");
         assert_eq!(ok(r#"{{ .method | substr 0 2 }}"#, &l), "GE");
         assert_eq!(ok(r#"{{ .nope | default "none" }}"#, &l), "none");
         assert_eq!(ok(r#"{{ div .status 3 }} {{ mul 2 3 }} {{ add 1 2 3 }} {{ sub 5 7 }}"#, &l), "66 6 6 -2");
