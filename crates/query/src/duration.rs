@@ -52,7 +52,11 @@ pub fn parse_duration(text: &str) -> Option<i64> {
                 if (int.is_empty() && frac.is_empty()) || frac.contains('.') {
                     return None;
                 }
-                let i = if int.is_empty() { 0 } else { int.parse::<i64>().ok()? };
+                let i = if int.is_empty() {
+                    0
+                } else {
+                    int.parse::<i64>().ok()?
+                };
                 let f: f64 = format!("0.{frac}").parse().ok()?;
                 i.checked_mul(mult)?
                     .checked_add((f * mult as f64).round() as i64)?
@@ -135,7 +139,12 @@ pub fn parse_bytes(text: &str) -> Option<u64> {
 /// Parses a byte size from a label value (also accepts a bare number of bytes).
 pub fn parse_bytes_value(text: &str) -> Option<u64> {
     let t = text.trim();
-    parse_bytes(t).or_else(|| t.parse::<f64>().ok().filter(|f| *f >= 0.0).map(|f| f as u64))
+    parse_bytes(t).or_else(|| {
+        t.parse::<f64>()
+            .ok()
+            .filter(|f| *f >= 0.0)
+            .map(|f| f as u64)
+    })
 }
 
 #[cfg(test)]

@@ -422,9 +422,10 @@ impl Lexer<'_> {
                             };
                             let mut v: u32 = 0;
                             for _ in 0..len {
-                                let d = self.bump().and_then(|c| c.to_digit(16)).ok_or_else(
-                                    || self.err(line, col, "invalid syntax"),
-                                )?;
+                                let d = self
+                                    .bump()
+                                    .and_then(|c| c.to_digit(16))
+                                    .ok_or_else(|| self.err(line, col, "invalid syntax"))?;
                                 v = v * 16 + d;
                             }
                             if e == 'x' {
@@ -441,9 +442,10 @@ impl Lexer<'_> {
                         '0'..='7' => {
                             let mut v = e.to_digit(8).unwrap_or(0);
                             for _ in 0..2 {
-                                let d = self.bump().and_then(|c| c.to_digit(8)).ok_or_else(
-                                    || self.err(line, col, "invalid syntax"),
-                                )?;
+                                let d = self
+                                    .bump()
+                                    .and_then(|c| c.to_digit(8))
+                                    .ok_or_else(|| self.err(line, col, "invalid syntax"))?;
                                 v = v * 8 + d;
                             }
                             if v > 0x7f {
@@ -502,11 +504,7 @@ mod tests {
     use super::*;
 
     fn toks(s: &str) -> Vec<Tok> {
-        lex(s)
-            .expect("lexes")
-            .into_iter()
-            .map(|t| t.tok)
-            .collect()
+        lex(s).expect("lexes").into_iter().map(|t| t.tok).collect()
     }
 
     #[test]

@@ -57,6 +57,16 @@ impl LogSelector {
         Pipeline::compile(self)
     }
 
+    /// Like [`LogSelector::pipeline`], for callers that only need the result labels in
+    /// `required` (e.g. `sum by (level) (count_over_time(...))`): parsers skip every
+    /// other field. [`Processed::parsed`] is then incomplete by design.
+    pub fn pipeline_with_required_labels(
+        &self,
+        required: &[&str],
+    ) -> Result<Pipeline, PipelineError> {
+        Pipeline::compile_with_hints(&self.stages, Some(required))
+    }
+
     /// Like [`LogSelector::pipeline`] but without the line filters that
     /// [`LogSelector::line_prefilter`] covers: use it when the storage already applied
     /// the prefilter, to avoid scanning every line twice.

@@ -15,6 +15,7 @@ use crate::pipeline::ip::IpMatcher;
 use crate::pipeline::pattern::Pattern;
 
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // Substr is the hot, common variant: keep it inline.
 enum Matcher {
     /// Empty needle: always matches.
     All,
@@ -56,10 +57,7 @@ pub struct LineFilterError(pub String);
 /// If the regex is a literal or alternation of literals (possibly surrounded by
 /// `.*`), returns them.
 fn literal_alternatives(re: &str) -> Option<Vec<Vec<u8>>> {
-    let hir = regex_syntax::ParserBuilder::new()
-        .build()
-        .parse(re)
-        .ok()?;
+    let hir = regex_syntax::ParserBuilder::new().build().parse(re).ok()?;
     fn strip_dotstar(h: &Hir) -> &Hir {
         if let HirKind::Concat(parts) = h.kind() {
             let is_dotstar = |p: &Hir| {
@@ -112,7 +110,9 @@ fn compile_one(e: &LineFilterExpr) -> Result<One, LineFilterError> {
     let mut alts = Vec::with_capacity(e.values.len());
     for v in &e.values {
         let m = match (e.op, v) {
-            (_, LineFilterValue::Ip(p)) => Matcher::Ip(IpMatcher::parse(p).map_err(LineFilterError)?),
+            (_, LineFilterValue::Ip(p)) => {
+                Matcher::Ip(IpMatcher::parse(p).map_err(LineFilterError)?)
+            }
             (LineFilterOp::Contains | LineFilterOp::NotContains, LineFilterValue::Str(s)) => {
                 if s.is_empty() {
                     Matcher::All

@@ -263,7 +263,10 @@ impl Parser {
         LabelMatcher::new(name, op, value).map_err(|e| ParseError {
             line: at.line,
             col: at.col,
-            message: format!("error parsing regexp: {}", first_line(&e.source.to_string())),
+            message: format!(
+                "error parsing regexp: {}",
+                first_line(&e.source.to_string())
+            ),
         })
     }
 
@@ -409,7 +412,9 @@ impl Parser {
                         let op = self.match_op()?;
                         let at = self.tok().clone();
                         let v = self.string()?;
-                        sel.push(LabelSelection::Matcher(self.build_matcher(name, op, v, &at)?));
+                        sel.push(LabelSelection::Matcher(
+                            self.build_matcher(name, op, v, &at)?,
+                        ));
                     } else {
                         sel.push(LabelSelection::Name(name));
                     }
@@ -550,7 +555,9 @@ impl Parser {
                 let op = self.match_op()?;
                 let at = self.tok().clone();
                 let v = self.string()?;
-                return Ok(LabelFilterExpr::Matcher(self.build_matcher(name, op, v, &at)?));
+                return Ok(LabelFilterExpr::Matcher(
+                    self.build_matcher(name, op, v, &at)?,
+                ));
             }
             _ => return Err(self.unexpected()),
         };
@@ -573,7 +580,9 @@ impl Parser {
                 } else {
                     MatchOp::NotEq
                 };
-                Ok(LabelFilterExpr::Matcher(self.build_matcher(name, op, v, &at)?))
+                Ok(LabelFilterExpr::Matcher(
+                    self.build_matcher(name, op, v, &at)?,
+                ))
             }
             Tok::Ident(i)
                 if i == "ip"
@@ -790,8 +799,8 @@ impl Parser {
                             args.push((self.tok().clone(), self.string()?));
                         }
                         self.expect(&Tok::RParen)?;
-                        let [(_, dst), (_, replacement), (_, src), (at, regex)]: [(Token, String); 4] =
-                            args.try_into().map_err(|_| self.unexpected())?;
+                        let [(_, dst), (_, replacement), (_, src), (at, regex)]: [(Token, String);
+                            4] = args.try_into().map_err(|_| self.unexpected())?;
                         regex::Regex::new(&format!("^(?s:{regex})$")).map_err(|e| ParseError {
                             line: at.line,
                             col: at.col,
@@ -913,8 +922,7 @@ impl Parser {
         let mut grouping = self.grouping()?;
         self.expect(&Tok::LParen)?;
         let mut param = None;
-        if matches!(self.peek(), Tok::Number(_) | Tok::Sub)
-            && matches!(self.peek_at(1), Tok::Comma)
+        if matches!(self.peek(), Tok::Number(_) | Tok::Sub) && matches!(self.peek_at(1), Tok::Comma)
             || matches!(self.peek(), Tok::Sub) && matches!(self.peek_at(2), Tok::Comma)
         {
             let at = self.tok().clone();

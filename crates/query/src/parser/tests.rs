@@ -174,7 +174,10 @@ fn precedence_and_associativity() {
     let Expr::Log(sel) = ok(r#"{a="b"} | x="1" or y="2" and z="3""#) else {
         panic!()
     };
-    assert!(matches!(&sel.stages[0], Stage::LabelFilter(LabelFilterExpr::Or(..))));
+    assert!(matches!(
+        &sel.stages[0],
+        Stage::LabelFilter(LabelFilterExpr::Or(..))
+    ));
 }
 
 #[test]
@@ -222,8 +225,14 @@ fn error_messages_match_loki() {
     );
     assert!(err(r#"{app=""}"#).contains("empty-compatible"));
     assert!(err(r#"{app="", b!="x"}"#).contains("empty-compatible"));
-    assert_eq!(err("{}"), "parse error at line 1, col 2: syntax error: unexpected }");
-    assert_eq!(err(""), "parse error at line 1, col 1: syntax error: unexpected $end");
+    assert_eq!(
+        err("{}"),
+        "parse error at line 1, col 2: syntax error: unexpected }"
+    );
+    assert_eq!(
+        err(""),
+        "parse error at line 1, col 1: syntax error: unexpected $end"
+    );
     assert_eq!(
         err(r#"{app="foo"} | json | x >"#),
         "parse error at line 1, col 25: syntax error: unexpected $end"
@@ -285,9 +294,27 @@ fn arb_label() -> impl Strategy<Value = String> {
     "[a-z_][a-z0-9_]{0,5}".prop_filter("not a keyword", |s| {
         !matches!(
             s.as_str(),
-            "and" | "or" | "unless" | "by" | "without" | "offset" | "bool" | "on" | "ignoring"
-                | "ip" | "json" | "logfmt" | "regexp" | "pattern" | "unpack" | "unwrap"
-                | "line_format" | "label_format" | "decolorize" | "drop" | "keep"
+            "and"
+                | "or"
+                | "unless"
+                | "by"
+                | "without"
+                | "offset"
+                | "bool"
+                | "on"
+                | "ignoring"
+                | "ip"
+                | "json"
+                | "logfmt"
+                | "regexp"
+                | "pattern"
+                | "unpack"
+                | "unwrap"
+                | "line_format"
+                | "label_format"
+                | "decolorize"
+                | "drop"
+                | "keep"
         )
     })
 }
@@ -309,15 +336,12 @@ fn arb_label_filter() -> impl Strategy<Value = LabelFilterExpr> {
             inferscope_model::LabelMatcher::new(n, inferscope_model::MatchOp::Eq, v)
                 .expect("eq matcher")
         )),
-        (arb_label(), arb_cmp(), -1000.0f64..1000.0).prop_map(|(name, op, value)| {
-            LabelFilterExpr::Number { name, op, value }
-        }),
-        (arb_label(), arb_cmp(), 0i64..10_000_000_000_000).prop_map(|(name, op, value)| {
-            LabelFilterExpr::Duration { name, op, value }
-        }),
-        (arb_label(), arb_cmp(), 0u64..u64::MAX / 2).prop_map(|(name, op, value)| {
-            LabelFilterExpr::Bytes { name, op, value }
-        }),
+        (arb_label(), arb_cmp(), -1000.0f64..1000.0)
+            .prop_map(|(name, op, value)| { LabelFilterExpr::Number { name, op, value } }),
+        (arb_label(), arb_cmp(), 0i64..10_000_000_000_000)
+            .prop_map(|(name, op, value)| { LabelFilterExpr::Duration { name, op, value } }),
+        (arb_label(), arb_cmp(), 0u64..u64::MAX / 2)
+            .prop_map(|(name, op, value)| { LabelFilterExpr::Bytes { name, op, value } }),
     ];
     leaf.prop_recursive(3, 12, 2, |inner| {
         prop_oneof![
@@ -331,7 +355,10 @@ fn arb_label_filter() -> impl Strategy<Value = LabelFilterExpr> {
 fn arb_stage() -> impl Strategy<Value = Stage> {
     prop_oneof![
         (
-            prop_oneof![Just(LineFilterOp::Contains), Just(LineFilterOp::NotContains)],
+            prop_oneof![
+                Just(LineFilterOp::Contains),
+                Just(LineFilterOp::NotContains)
+            ],
             proptest::collection::vec("\\PC{0,8}", 1..3)
         )
             .prop_map(|(op, vs)| Stage::LineFilter(LineFilterExpr {
@@ -354,9 +381,8 @@ fn arb_stage() -> impl Strategy<Value = Stage> {
         )),
         arb_label_filter().prop_map(Stage::LabelFilter),
         "\\PC{0,10}".prop_map(Stage::LineFormat),
-        (arb_label(), arb_label()).prop_map(|(dst, src)| Stage::LabelFormat(vec![
-            LabelFormatOp::Rename { dst, src }
-        ])),
+        (arb_label(), arb_label())
+            .prop_map(|(dst, src)| Stage::LabelFormat(vec![LabelFormatOp::Rename { dst, src }])),
         Just(Stage::Decolorize),
         proptest::collection::vec(arb_label().prop_map(LabelSelection::Name), 1..3)
             .prop_map(Stage::Drop),
@@ -394,16 +420,26 @@ fn arb_metric() -> impl Strategy<Value = MetricExpr> {
     let leaf = prop_oneof![
         (0.0f64..1e6).prop_map(MetricExpr::Literal),
         (0.0f64..10.0).prop_map(MetricExpr::VectorLiteral),
-        (arb_selector(), 1i64..100_000_000_000_000, prop_oneof![Just(RangeOp::CountOverTime), Just(RangeOp::Rate), Just(RangeOp::BytesRate)])
-            .prop_map(|(selector, range_ns, op)| MetricExpr::Range(Box::new(RangeAggregation {
-                op,
-                param: None,
-                selector,
-                unwrap: None,
-                range_ns,
-                offset_ns: None,
-                grouping: None,
-            }))),
+        (
+            arb_selector(),
+            1i64..100_000_000_000_000,
+            prop_oneof![
+                Just(RangeOp::CountOverTime),
+                Just(RangeOp::Rate),
+                Just(RangeOp::BytesRate)
+            ]
+        )
+            .prop_map(|(selector, range_ns, op)| MetricExpr::Range(Box::new(
+                RangeAggregation {
+                    op,
+                    param: None,
+                    selector,
+                    unwrap: None,
+                    range_ns,
+                    offset_ns: None,
+                    grouping: None,
+                }
+            ))),
     ];
     let ops = prop_oneof![
         Just(BinOp::Add),
@@ -426,8 +462,16 @@ fn arb_metric() -> impl Strategy<Value = MetricExpr> {
                 // Keep only type-correct expressions.
                 let (lhs, rhs) = if op.is_set() {
                     (
-                        if lit(&lhs) { MetricExpr::VectorLiteral(1.0) } else { lhs },
-                        if lit(&rhs) { MetricExpr::VectorLiteral(2.0) } else { rhs },
+                        if lit(&lhs) {
+                            MetricExpr::VectorLiteral(1.0)
+                        } else {
+                            lhs
+                        },
+                        if lit(&rhs) {
+                            MetricExpr::VectorLiteral(2.0)
+                        } else {
+                            rhs
+                        },
                     )
                 } else {
                     (lhs, rhs)

@@ -62,7 +62,10 @@ impl IpMatcher {
 
     /// Whether `value` is an address inside the pattern.
     pub fn matches_value(&self, value: &str) -> bool {
-        value.trim().parse::<IpAddr>().is_ok_and(|ip| self.contains(ip))
+        value
+            .trim()
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| self.contains(ip))
     }
 
     fn contains(&self, ip: IpAddr) -> bool {

@@ -149,7 +149,10 @@ impl<'a> Scanner<'a> {
             .ok_or_else(|| self.err("invalid escape"))?;
         let mut v = 0u32;
         for &c in h {
-            v = v * 16 + (c as char).to_digit(16).ok_or_else(|| self.err("invalid escape"))?;
+            v = v * 16
+                + (c as char)
+                    .to_digit(16)
+                    .ok_or_else(|| self.err("invalid escape"))?;
         }
         self.i += 4;
         Ok(v)
@@ -372,9 +375,7 @@ fn flatten_object(
                 return Ok(());
             }
             _ => {
-                return Err(sc.err(
-                    "Value looks like object, but can't find closing '}' symbol",
-                ));
+                return Err(sc.err("Value looks like object, but can't find closing '}' symbol"));
             }
         }
     }
@@ -518,9 +519,12 @@ pub fn extract<'a>(line: &'a str, path: &JsonPath) -> Option<Cow<'a, str>> {
     }
 }
 
+/// The `_entry` value (if any) and the other string-valued keys of a packed line.
+pub type Unpacked = (Option<String>, Vec<(String, String)>);
+
 /// Unpacks a Promtail `pack`ed line: returns the `_entry` value (if any) and the other
 /// string-valued keys.
-pub fn unpack(line: &str) -> Result<(Option<String>, Vec<(String, String)>), JsonError> {
+pub fn unpack(line: &str) -> Result<Unpacked, JsonError> {
     let mut sc = Scanner::new(line);
     sc.ws();
     sc.eat(b'{')?;
@@ -633,7 +637,16 @@ mod tests {
 
     #[test]
     fn rejects_invalid_json() {
-        for bad in ["", "nope", "{", r#"{"a":}"#, r#"{"a":1"#, r#"{"a":1}x"#, "[1]", r#"{"a":tru}"#] {
+        for bad in [
+            "",
+            "nope",
+            "{",
+            r#"{"a":}"#,
+            r#"{"a":1"#,
+            r#"{"a":1}x"#,
+            "[1]",
+            r#"{"a":tru}"#,
+        ] {
             assert!(flat(bad).is_err(), "{bad:?} should fail");
         }
     }
@@ -641,13 +654,15 @@ mod tests {
     #[test]
     fn extracts_paths() {
         let line = r#"{"servers":["129.0.1.1","10.2.1.3"],"request":{"headers":{"User-Agent":"curl"}},"n":5,"o":{"x":[1, 2]}}"#;
-        let get = |p: &str| {
-            extract(line, &JsonPath::parse(p).expect("path")).map(|c| c.into_owned())
-        };
+        let get =
+            |p: &str| extract(line, &JsonPath::parse(p).expect("path")).map(|c| c.into_owned());
         assert_eq!(get("servers[0]").as_deref(), Some("129.0.1.1"));
         assert_eq!(get("servers[1]").as_deref(), Some("10.2.1.3"));
         assert_eq!(get("servers[2]"), None);
-        assert_eq!(get(r#"request.headers["User-Agent"]"#).as_deref(), Some("curl"));
+        assert_eq!(
+            get(r#"request.headers["User-Agent"]"#).as_deref(),
+            Some("curl")
+        );
         assert_eq!(get("n").as_deref(), Some("5"));
         assert_eq!(get("o").as_deref(), Some(r#"{"x":[1, 2]}"#));
         assert_eq!(get("o.x[1]").as_deref(), Some("2"));
@@ -664,7 +679,10 @@ mod tests {
         assert_eq!(entry.as_deref(), Some("original log message"));
         assert_eq!(
             labels,
-            vec![("container".into(), "myapp".into()), ("pod".into(), "p-1".into())]
+            vec![
+                ("container".into(), "myapp".into()),
+                ("pod".into(), "p-1".into())
+            ]
         );
     }
 

@@ -71,7 +71,7 @@ impl CompiledLabelFilter {
     }
 
     /// Evaluates the filter, possibly setting `__error__`.
-    pub fn eval(&self, st: &mut State) -> bool {
+    pub fn eval(&self, st: &mut State<'_>) -> bool {
         match self {
             Self::And(a, b) => {
                 let l = a.eval(st);
@@ -139,7 +139,9 @@ impl CompiledLabelFilter {
                 if st.has_err() {
                     return true;
                 }
-                let Some(v) = st.get(name) else { return *negated };
+                let Some(v) = st.get(name) else {
+                    return *negated;
+                };
                 ip.matches_value(v) != *negated
             }
         }

@@ -177,12 +177,16 @@ mod tests {
 
     fn pairs(line: &str, strict: bool) -> (Vec<(String, String)>, bool) {
         let mut out = Vec::new();
-        let r = parse(line, strict, &mut |k, v| out.push((k.into(), v.into_owned())));
+        let r = parse(line, strict, &mut |k, v| {
+            out.push((k.into(), v.into_owned()))
+        });
         (out, r.is_err())
     }
 
     fn p(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]

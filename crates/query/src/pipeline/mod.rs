@@ -68,13 +68,16 @@ pub enum PipelineError {
 #[derive(Debug, Clone)]
 enum Compiled {
     LineFilter(LineFilter),
-    JsonAll,
+    /// `| json`; with `Some`, only these (final) label names are extracted.
+    JsonAll(Option<Vec<String>>),
     JsonPaths(Vec<(String, json::JsonPath)>),
     Logfmt {
         strict: bool,
         keep_empty: bool,
         /// (key in the line, label) — empty means all.
         keys: Vec<(String, String)>,
+        /// With `Some`, only these (final) label names are extracted.
+        only: Option<Vec<String>>,
     },
     Regexp(regex::Regex, Vec<Option<String>>),
     Pattern(pattern::Pattern),
@@ -132,7 +135,12 @@ impl Processed {
 
 fn compile_extractions(ex: &[LabelExtraction]) -> Vec<(String, String)> {
     ex.iter()
-        .map(|e| (e.expr.clone().unwrap_or_else(|| e.label.clone()), e.label.clone()))
+        .map(|e| {
+            (
+                e.expr.clone().unwrap_or_else(|| e.label.clone()),
+                e.label.clone(),
+            )
+        })
         .collect()
 }
 
@@ -144,8 +152,20 @@ impl Pipeline {
 
     /// Compiles a list of stages.
     pub fn compile_stages(stages: &[Stage]) -> Result<Self, PipelineError> {
+        Self::compile_with_hints(stages, None)
+    }
+
+    /// Compiles a list of stages for a caller that only needs the result labels in
+    /// `required` (e.g. the `by (...)` labels of a metric query). `| json` and
+    /// `| logfmt` then only extract those labels plus the ones later stages read, so
+    /// [`Processed::parsed`] is *not* the complete Loki label set. `None` = all.
+    pub fn compile_with_hints(
+        stages: &[Stage],
+        required: Option<&[&str]>,
+    ) -> Result<Self, PipelineError> {
         let mut out = Vec::with_capacity(stages.len());
-        for s in stages {
+        for (idx, s) in stages.iter().enumerate() {
+            let only = || required.map(|r| needed_after(&stages[idx + 1..], r));
             let c = match s {
                 Stage::LineFilter(lf) => {
                     // Merge consecutive line filters into one conjunction.
@@ -153,7 +173,7 @@ impl Pipeline {
                         .map_err(|e| PipelineError::Filter(e.to_string()))?;
                     Compiled::LineFilter(f)
                 }
-                Stage::Parser(ParserStage::Json(ex)) if ex.is_empty() => Compiled::JsonAll,
+                Stage::Parser(ParserStage::Json(ex)) if ex.is_empty() => Compiled::JsonAll(only()),
                 Stage::Parser(ParserStage::Json(ex)) => {
                     let mut paths = Vec::with_capacity(ex.len());
                     for e in ex {
@@ -171,6 +191,7 @@ impl Pipeline {
                     strict: *strict,
                     keep_empty: *keep_empty,
                     keys: compile_extractions(extractions),
+                    only: only(),
                 },
                 Stage::Parser(ParserStage::Regexp(re)) => {
                     let r = regex::Regex::new(re).map_err(|e| PipelineError::Regex {
@@ -192,12 +213,14 @@ impl Pipeline {
                     }
                     Compiled::Regexp(r, names)
                 }
-                Stage::Parser(ParserStage::Pattern(p)) => Compiled::Pattern(
-                    pattern::Pattern::parse(p, true).map_err(|message| PipelineError::Pattern {
-                        pattern: p.clone(),
-                        message,
-                    })?,
-                ),
+                Stage::Parser(ParserStage::Pattern(p)) => {
+                    Compiled::Pattern(pattern::Pattern::parse(p, true).map_err(|message| {
+                        PipelineError::Pattern {
+                            pattern: p.clone(),
+                            message,
+                        }
+                    })?)
+                }
                 Stage::Parser(ParserStage::Unpack) => Compiled::Unpack,
                 Stage::LabelFilter(e) => Compiled::LabelFilter(
                     CompiledLabelFilter::compile(e).map_err(PipelineError::Filter)?,
@@ -210,9 +233,10 @@ impl Pipeline {
                             LabelFormatOp::Rename { dst, src } => {
                                 (dst.clone(), LabelFmt::Rename(src.clone()))
                             }
-                            LabelFormatOp::Template { dst, template } => {
-                                (dst.clone(), LabelFmt::Template(Template::compile(template)?))
-                            }
+                            LabelFormatOp::Template { dst, template } => (
+                                dst.clone(),
+                                LabelFmt::Template(Template::compile(template)?),
+                            ),
                         });
                     }
                     Compiled::LabelFormat(v)
@@ -240,8 +264,8 @@ impl Pipeline {
         structured_metadata: &[(String, String)],
     ) -> Option<Processed> {
         let mut st = State {
-            stream: stream.as_pairs().to_vec(),
-            meta: structured_metadata.to_vec(),
+            stream: Cow::Borrowed(stream.as_pairs()),
+            meta: Cow::Borrowed(structured_metadata),
             parsed: Vec::new(),
         };
         let mut line: Cow<'_, str> = Cow::Borrowed(line);
@@ -252,15 +276,64 @@ impl Pipeline {
         }
         Some(Processed {
             line: line.into_owned(),
-            stream: Labels::from_pairs(st.stream),
-            structured_metadata: st.meta,
+            stream: match st.stream {
+                Cow::Borrowed(_) => stream.clone(),
+                Cow::Owned(v) => Labels::from_pairs(v),
+            },
+            structured_metadata: st.meta.into_owned(),
             parsed: st.parsed,
         })
     }
 }
 
+/// The label names a parser must produce: `required` plus every label the later
+/// stages read (with `_extracted` stems so collisions with stream labels still work).
+fn needed_after(later: &[Stage], required: &[&str]) -> Vec<String> {
+    let mut names: Vec<String> = required.iter().map(|s| s.to_string()).collect();
+    for s in later {
+        match s {
+            Stage::LabelFilter(e) => {
+                if let Ok(c) = CompiledLabelFilter::compile(e) {
+                    let mut v = Vec::new();
+                    c.names(&mut v);
+                    names.extend(v.into_iter().map(str::to_string));
+                }
+            }
+            Stage::LineFormat(t) => {
+                if let Ok(t) = Template::compile(t) {
+                    names.extend(t.fields().iter().cloned());
+                }
+            }
+            Stage::LabelFormat(ops) => {
+                for op in ops {
+                    match op {
+                        LabelFormatOp::Rename { src, .. } => names.push(src.clone()),
+                        LabelFormatOp::Template { template, .. } => {
+                            if let Ok(t) = Template::compile(template) {
+                                names.extend(t.fields().iter().cloned());
+                            }
+                        }
+                    }
+                }
+            }
+            Stage::Keep(sel) | Stage::Drop(sel) => {
+                names.extend(sel.iter().map(|s| s.name().to_string()));
+            }
+            _ => {}
+        }
+    }
+    let stems: Vec<String> = names
+        .iter()
+        .filter_map(|n| n.strip_suffix("_extracted").map(str::to_string))
+        .collect();
+    names.extend(stems);
+    names.sort();
+    names.dedup();
+    names
+}
+
 struct Data<'a> {
-    st: &'a State,
+    st: &'a State<'a>,
     line: &'a str,
     ts: i64,
 }
@@ -288,16 +361,21 @@ fn matcher_ok(m: &LabelMatcher, v: &str) -> bool {
     m.matches(v)
 }
 
-fn run_stage(stage: &Compiled, ts: i64, line: &mut Cow<'_, str>, st: &mut State) -> bool {
+fn run_stage(stage: &Compiled, ts: i64, line: &mut Cow<'_, str>, st: &mut State<'_>) -> bool {
     match stage {
         Compiled::LineFilter(f) => return f.matches(line.as_bytes()),
-        Compiled::JsonAll => {
-            let mut extracted: Vec<(String, String)> = Vec::new();
-            let res = json::flatten(line, &mut |k, v| extracted.push((k.to_string(), v.into_owned())));
-            for (k, v) in &extracted {
-                st.set_extracted(k, v);
+        Compiled::JsonAll(None) => {
+            if let Err(e) = json::flatten(line, &mut |k, v| st.set_extracted(k, &v)) {
+                st.set_error(JSON_PARSER_ERR, &e.to_string());
             }
-            if let Err(e) = res {
+        }
+        Compiled::JsonAll(Some(only)) => {
+            let wanted = |k: &str| only.iter().any(|n| n == k);
+            if let Err(e) = json::flatten(line, &mut |k, v| {
+                if wanted(k) {
+                    st.set_extracted(k, &v)
+                }
+            }) {
                 st.set_error(JSON_PARSER_ERR, &e.to_string());
             }
         }
@@ -316,6 +394,7 @@ fn run_stage(stage: &Compiled, ts: i64, line: &mut Cow<'_, str>, st: &mut State)
             strict,
             keep_empty,
             keys,
+            only,
         } => {
             let mut extracted: Vec<(String, String)> = Vec::new();
             let res = logfmt::parse(line, *strict, &mut |k, v| {
@@ -324,7 +403,8 @@ fn run_stage(stage: &Compiled, ts: i64, line: &mut Cow<'_, str>, st: &mut State)
                 }
                 if keys.is_empty() {
                     let name = json::sanitize_key(k);
-                    if !name.is_empty() {
+                    let wanted = only.as_ref().is_none_or(|o| o.iter().any(|n| *n == name));
+                    if !name.is_empty() && wanted {
                         extracted.push((name, v.into_owned()));
                     }
                 } else {
@@ -384,14 +464,7 @@ fn run_stage(stage: &Compiled, ts: i64, line: &mut Cow<'_, str>, st: &mut State)
         Compiled::LabelFilter(f) => return f.eval(st),
         Compiled::LineFormat(t) => {
             let mut out = String::with_capacity(line.len());
-            let res = t.render(
-                &Data {
-                    st,
-                    line,
-                    ts,
-                },
-                &mut out,
-            );
+            let res = t.render(&Data { st, line, ts }, &mut out);
             match res {
                 Ok(()) => *line = Cow::Owned(out),
                 Err(e) => st.set_error(TEMPLATE_FORMAT_ERR, &e.to_string()),
@@ -403,11 +476,9 @@ fn run_stage(stage: &Compiled, ts: i64, line: &mut Cow<'_, str>, st: &mut State)
                 Vec::with_capacity(ops.len());
             for (dst, op) in ops {
                 match op {
-                    LabelFmt::Rename(src) => results.push((
-                        dst,
-                        Some(src),
-                        Ok(st.get(src).unwrap_or("").to_string()),
-                    )),
+                    LabelFmt::Rename(src) => {
+                        results.push((dst, Some(src), Ok(st.get(src).unwrap_or("").to_string())))
+                    }
                     LabelFmt::Template(t) => {
                         let mut out = String::new();
                         let r = t
@@ -439,9 +510,7 @@ fn run_stage(stage: &Compiled, ts: i64, line: &mut Cow<'_, str>, st: &mut State)
         }
         Compiled::Drop(sel) => {
             let keep = |(k, v): &(String, String)| !sel.iter().any(|s| selection_matches(s, k, v));
-            st.stream.retain(keep);
-            st.meta.retain(keep);
-            st.parsed.retain(keep);
+            st.retain(keep);
         }
         Compiled::Keep(sel) => {
             let keep = |(k, v): &(String, String)| {
@@ -449,9 +518,7 @@ fn run_stage(stage: &Compiled, ts: i64, line: &mut Cow<'_, str>, st: &mut State)
                     || k == ERROR_DETAILS_LABEL
                     || sel.iter().any(|s| selection_matches(s, k, v))
             };
-            st.stream.retain(keep);
-            st.meta.retain(keep);
-            st.parsed.retain(keep);
+            st.retain(keep);
         }
     }
     true

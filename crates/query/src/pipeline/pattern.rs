@@ -161,7 +161,12 @@ mod tests {
         let mut out = Vec::new();
         pat.captures(line.as_bytes(), &mut out);
         out.iter()
-            .map(|(i, v)| (pat.names()[*i].clone(), String::from_utf8_lossy(v).into_owned()))
+            .map(|(i, v)| {
+                (
+                    pat.names()[*i].clone(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
             .collect()
     }
 
@@ -185,7 +190,10 @@ mod tests {
             caps("<a> x <b>", "1 x 2 3"),
             vec![("a".into(), "1".into()), ("b".into(), "2 3".into())]
         );
-        assert_eq!(caps("<a> x <b>", "1 y 2"), vec![("a".into(), "1 y 2".into())]);
+        assert_eq!(
+            caps("<a> x <b>", "1 y 2"),
+            vec![("a".into(), "1 y 2".into())]
+        );
         assert!(caps("foo <a>", "bar 1").is_empty());
     }
 

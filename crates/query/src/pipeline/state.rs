@@ -4,18 +4,21 @@
 //! lookup prefers parsed, then metadata, then stream. `__error__` and
 //! `__error_details__` are parsed labels.
 
+use std::borrow::Cow;
+
 /// The error label.
 pub const ERROR_LABEL: &str = "__error__";
 /// The error details label.
 pub const ERROR_DETAILS_LABEL: &str = "__error_details__";
 
-/// Label state for one line.
+/// Label state for one line. Stream labels and metadata are borrowed until a stage
+/// changes them, so the common path allocates nothing for them.
 #[derive(Debug, Clone, Default)]
-pub struct State {
+pub struct State<'a> {
     /// Stream labels (sorted by name on entry).
-    pub stream: Vec<(String, String)>,
+    pub stream: Cow<'a, [(String, String)]>,
     /// Structured metadata.
-    pub meta: Vec<(String, String)>,
+    pub meta: Cow<'a, [(String, String)]>,
     /// Parsed labels in insertion order.
     pub parsed: Vec<(String, String)>,
 }
@@ -24,7 +27,7 @@ fn find<'a>(v: &'a [(String, String)], name: &str) -> Option<&'a str> {
     v.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-impl State {
+impl State<'_> {
     /// Looks a label up: parsed, then structured metadata, then stream.
     pub fn get(&self, name: &str) -> Option<&str> {
         find(&self.parsed, name)
@@ -61,10 +64,10 @@ impl State {
     pub fn set_any(&mut self, name: &str, value: String) {
         if let Some(slot) = self.parsed.iter_mut().find(|(k, _)| k == name) {
             slot.1 = value;
-        } else if let Some(slot) = self.meta.iter_mut().find(|(k, _)| k == name) {
-            slot.1 = value;
-        } else if let Some(slot) = self.stream.iter_mut().find(|(k, _)| k == name) {
-            slot.1 = value;
+        } else if let Some(i) = self.meta.iter().position(|(k, _)| k == name) {
+            self.meta.to_mut()[i].1 = value;
+        } else if let Some(i) = self.stream.iter().position(|(k, _)| k == name) {
+            self.stream.to_mut()[i].1 = value;
         } else {
             self.parsed.push((name.to_string(), value));
         }
@@ -73,13 +76,28 @@ impl State {
     /// Removes a label from every category.
     pub fn delete(&mut self, name: &str) {
         self.parsed.retain(|(k, _)| k != name);
-        self.meta.retain(|(k, _)| k != name);
-        self.stream.retain(|(k, _)| k != name);
+        if self.meta.iter().any(|(k, _)| k == name) {
+            self.meta.to_mut().retain(|(k, _)| k != name);
+        }
+        if self.stream.iter().any(|(k, _)| k == name) {
+            self.stream.to_mut().retain(|(k, _)| k != name);
+        }
     }
 
     /// Whether `__error__` is set.
     pub fn has_err(&self) -> bool {
         self.parsed.iter().any(|(k, _)| k == ERROR_LABEL)
+    }
+
+    /// Keeps only the labels for which `keep` is true, in every category.
+    pub fn retain(&mut self, keep: impl Fn(&(String, String)) -> bool) {
+        self.parsed.retain(&keep);
+        if !self.meta.iter().all(&keep) {
+            self.meta.to_mut().retain(&keep);
+        }
+        if !self.stream.iter().all(&keep) {
+            self.stream.to_mut().retain(&keep);
+        }
     }
 
     /// Sets `__error__` and `__error_details__`.

@@ -86,7 +86,9 @@ impl Val {
             Val::Bool(b) => {
                 let _ = write!(out, "{b}");
             }
-            Val::Time(ns) => out.push_str(&format_time(*ns, "2006-01-02 15:04:05.999999999 -0700 MST")),
+            Val::Time(ns) => {
+                out.push_str(&format_time(*ns, "2006-01-02 15:04:05.999999999 -0700 MST"))
+            }
             Val::Nil => out.push_str("<no value>"),
         }
     }
@@ -236,14 +238,12 @@ fn split(src: &str) -> Result<Vec<Piece>, TemplateError> {
             text = text.trim_start();
         }
         let after = &rest[start + 2..];
-        let (trim_before, body_start) = if after.starts_with("- ")
-            || after.starts_with("-\t")
-            || after.starts_with("-\n")
-        {
-            (true, &after[2..])
-        } else {
-            (false, after)
-        };
+        let (trim_before, body_start) =
+            if after.starts_with("- ") || after.starts_with("-\t") || after.starts_with("-\n") {
+                (true, &after[2..])
+            } else {
+                (false, after)
+            };
         if trim_before {
             text = text.trim_end();
         }
@@ -442,10 +442,13 @@ fn lex_action(src: &str) -> Result<Vec<ATok>, TemplateError> {
                 out.push(ATok::Str(src[i + 1..i + 1 + end].to_string()));
                 i += end + 2;
             }
-            c if c.is_ascii_digit() || (c == b'-' && b.get(i + 1).is_some_and(u8::is_ascii_digit)) => {
+            c if c.is_ascii_digit()
+                || (c == b'-' && b.get(i + 1).is_some_and(u8::is_ascii_digit)) =>
+            {
                 let start = i;
                 i += 1;
-                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'.' || b[i] == b'_') {
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'.' || b[i] == b'_')
+                {
                     i += 1;
                 }
                 let t = &src[start..i];
@@ -471,7 +474,11 @@ fn lex_action(src: &str) -> Result<Vec<ATok>, TemplateError> {
     Ok(out)
 }
 
-fn parse_pipe(src: &str, fields: &mut Vec<String>, uses_line: &mut bool) -> Result<Pipe, TemplateError> {
+fn parse_pipe(
+    src: &str,
+    fields: &mut Vec<String>,
+    uses_line: &mut bool,
+) -> Result<Pipe, TemplateError> {
     let toks = lex_action(src)?;
     let mut pos = 0;
     let p = pipe_from(&toks, &mut pos, fields, uses_line)?;
@@ -507,8 +514,9 @@ fn pipe_from(
                     "false" => Operand::Lit(Val::Bool(false)),
                     "nil" => Operand::Lit(Val::Nil),
                     name => {
-                        let f = Func::from_name(name)
-                            .ok_or_else(|| TemplateError(format!("function {name:?} not defined")))?;
+                        let f = Func::from_name(name).ok_or_else(|| {
+                            TemplateError(format!("function {name:?} not defined"))
+                        })?;
                         if f == Func::Line {
                             *uses_line = true;
                         }
@@ -539,7 +547,11 @@ fn pipe_from(
     }
 }
 
-fn render_nodes(nodes: &[Node], data: &dyn TemplateData, out: &mut String) -> Result<(), TemplateError> {
+fn render_nodes(
+    nodes: &[Node],
+    data: &dyn TemplateData,
+    out: &mut String,
+) -> Result<(), TemplateError> {
     for n in nodes {
         match n {
             Node::Text(t) => out.push_str(t),
@@ -669,12 +681,14 @@ fn call(f: Func, a: Vec<Val>, data: &dyn TemplateData) -> Result<Val, TemplateEr
             let cut = s(&a[1]);
             let v = s(&a[0]);
             let pred = |c: char| cut.contains(c);
-            Val::Str(match f {
-                F::GoTrim => v.trim_matches(pred),
-                F::GoTrimLeft => v.trim_start_matches(pred),
-                _ => v.trim_end_matches(pred),
-            }
-            .to_string())
+            Val::Str(
+                match f {
+                    F::GoTrim => v.trim_matches(pred),
+                    F::GoTrimLeft => v.trim_start_matches(pred),
+                    _ => v.trim_end_matches(pred),
+                }
+                .to_string(),
+            )
         }
         F::TrimPrefix | F::GoTrimPrefix | F::TrimSuffix | F::GoTrimSuffix => {
             arity("trimPrefix", &a, 2)?;
@@ -710,7 +724,11 @@ fn call(f: Func, a: Vec<Val>, data: &dyn TemplateData) -> Result<Val, TemplateEr
             let (start, end) = (a[0].to_i64(), a[1].to_i64());
             let len = v.len() as i64;
             let start = start.clamp(0, len) as usize;
-            let end = if end < 0 || end > len { len as usize } else { end as usize };
+            let end = if end < 0 || end > len {
+                len as usize
+            } else {
+                end as usize
+            };
             Val::Str(v.get(start..end.max(start)).unwrap_or("").to_string())
         }
         F::Trunc => {
@@ -726,7 +744,11 @@ fn call(f: Func, a: Vec<Val>, data: &dyn TemplateData) -> Result<Val, TemplateEr
         }
         F::Default => {
             arity("default", &a, 2)?;
-            if a[1].truthy() { a[1].clone() } else { a[0].clone() }
+            if a[1].truthy() {
+                a[1].clone()
+            } else {
+                a[0].clone()
+            }
         }
         F::Printf => {
             if a.is_empty() {
@@ -766,7 +788,11 @@ fn call(f: Func, a: Vec<Val>, data: &dyn TemplateData) -> Result<Val, TemplateEr
         F::Addf | F::Mulf => {
             let mut acc = if f == F::Addf { 0.0 } else { 1.0 };
             for v in &a {
-                acc = if f == F::Addf { acc + v.to_f64() } else { acc * v.to_f64() };
+                acc = if f == F::Addf {
+                    acc + v.to_f64()
+                } else {
+                    acc * v.to_f64()
+                };
             }
             Val::Float(acc)
         }
@@ -776,7 +802,11 @@ fn call(f: Func, a: Vec<Val>, data: &dyn TemplateData) -> Result<Val, TemplateEr
             }
             let mut acc = a[0].to_f64();
             for v in &a[1..] {
-                acc = if f == F::Subf { acc - v.to_f64() } else { acc / v.to_f64() };
+                acc = if f == F::Subf {
+                    acc - v.to_f64()
+                } else {
+                    acc / v.to_f64()
+                };
             }
             Val::Float(acc)
         }
@@ -955,7 +985,9 @@ fn sprintf(fmt: &str, args: &[Val]) -> String {
         let mut spec = String::new();
         let verb = loop {
             match chars.next() {
-                Some(ch) if ch.is_ascii_digit() || ch == '.' || ch == '-' || ch == '+' => spec.push(ch),
+                Some(ch) if ch.is_ascii_digit() || ch == '.' || ch == '-' || ch == '+' => {
+                    spec.push(ch)
+                }
                 other => break other,
             }
         };
@@ -1029,11 +1061,27 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 const MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
 const DAYS: [&str; 7] = [
-    "Thursday", "Friday", "Saturday", "Sunday", "Monday", "Tuesday", "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
 ];
 
 /// Formats a UTC timestamp with a Go reference-time layout (`2006-01-02T15:04:05Z07:00`).
@@ -1050,9 +1098,39 @@ pub fn format_time(ns: i64, layout: &str) -> String {
     let mut rest = layout;
     // Longest tokens first.
     const TOKENS: [&str; 33] = [
-        "January", "Monday", ".000000000", ".999999999", ".000000", ".999999", "Z07:00",
-        "-07:00", "-0700", ".000", ".999", "2006", "Jan", "Mon", "MST", "Z0700", "002", "_2",
-        "01", "02", "03", "04", "05", "06", "15", "PM", "pm", "1", "2", "3", "4", "5", "Z07",
+        "January",
+        "Monday",
+        ".000000000",
+        ".999999999",
+        ".000000",
+        ".999999",
+        "Z07:00",
+        "-07:00",
+        "-0700",
+        ".000",
+        ".999",
+        "2006",
+        "Jan",
+        "Mon",
+        "MST",
+        "Z0700",
+        "002",
+        "_2",
+        "01",
+        "02",
+        "03",
+        "04",
+        "05",
+        "06",
+        "15",
+        "PM",
+        "pm",
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
+        "Z07",
     ];
     'outer: while !rest.is_empty() {
         for t in TOKENS {
@@ -1074,7 +1152,8 @@ pub fn format_time(ns: i64, layout: &str) -> String {
                     "_2" => out.push_str(&format!("{d:>2}")),
                     "2" => out.push_str(&format!("{d}")),
                     "002" => {
-                        let jan1 = days - (1..mo).map(|m| month_len(y, m)).sum::<i64>() - i64::from(d) + 1;
+                        let jan1 =
+                            days - (1..mo).map(|m| month_len(y, m)).sum::<i64>() - i64::from(d) + 1;
                         out.push_str(&format!("{:03}", days - jan1 + 1));
                     }
                     "15" => out.push_str(&format!("{h:02}")),
@@ -1142,7 +1221,11 @@ mod tests {
     }
 
     fn render(t: &str, labels: &[(&'static str, &'static str)]) -> Result<String, TemplateError> {
-        let d = Data(labels.iter().copied().collect(), "the line", 1_700_000_000_123_000_000);
+        let d = Data(
+            labels.iter().copied().collect(),
+            "the line",
+            1_700_000_000_123_000_000,
+        );
         let tpl = Template::compile(t)?;
         let mut out = String::new();
         tpl.render(&d, &mut out)?;
@@ -1158,37 +1241,84 @@ mod tests {
         let l = [("level", "info"), ("msg", "hello"), ("status", "200")];
         assert_eq!(ok("{{.level}} {{.msg | upper}}", &l), "info HELLO");
         assert_eq!(ok("{{ .level }}|{{ .missing }}|", &l), "info||");
-        assert_eq!(ok("{{ ToUpper .msg }} {{ .msg | ToLower | title }}", &l), "HELLO Hello");
+        assert_eq!(
+            ok("{{ ToUpper .msg }} {{ .msg | ToLower | title }}", &l),
+            "HELLO Hello"
+        );
         assert_eq!(ok("{{.status | printf \"%5s\"}}", &l), "  200");
     }
 
     #[test]
     fn loki_doc_examples() {
-        let l = [("method", "GET"), ("status", "200"), ("duration", "1.5"), ("request_uri", "/api/v1")];
+        let l = [
+            ("method", "GET"),
+            ("status", "200"),
+            ("duration", "1.5"),
+            ("request_uri", "/api/v1"),
+        ];
         assert_eq!(
             ok(r#"{{.method}} {{.status}} {{.duration}}"#, &l),
             "GET 200 1.5"
         );
-        assert_eq!(ok(r#"{{ if eq .status "200" }}ok{{ else }}bad{{ end }}"#, &l), "ok");
         assert_eq!(
-            ok(r#"{{ if eq .status "500" }}a{{ else if eq .method "GET" }}b{{ else }}c{{ end }}"#, &l),
+            ok(r#"{{ if eq .status "200" }}ok{{ else }}bad{{ end }}"#, &l),
+            "ok"
+        );
+        assert_eq!(
+            ok(
+                r#"{{ if eq .status "500" }}a{{ else if eq .method "GET" }}b{{ else }}c{{ end }}"#,
+                &l
+            ),
             "b"
         );
         assert_eq!(ok(r#"{{ .request_uri | trimPrefix "/api" }}"#, &l), "/v1");
         assert_eq!(ok(r#"{{ .request_uri | replace "/" "_" }}"#, &l), "_api_v1");
-        assert_eq!(ok(r#"{{ regexReplaceAll "(a.*)" .request_uri "${1}X" }}"#, &l), "/api/v1X");
+        assert_eq!(
+            ok(r#"{{ regexReplaceAll "(a.*)" .request_uri "${1}X" }}"#, &l),
+            "/api/v1X"
+        );
         assert_eq!(ok(r#"{{ .method | substr 0 2 }}"#, &l), "GE");
         assert_eq!(ok(r#"{{ .nope | default "none" }}"#, &l), "none");
-        assert_eq!(ok(r#"{{ div .status 3 }} {{ mul 2 3 }} {{ add 1 2 3 }} {{ sub 5 7 }}"#, &l), "66 6 6 -2");
+        assert_eq!(
+            ok(
+                r#"{{ div .status 3 }} {{ mul 2 3 }} {{ add 1 2 3 }} {{ sub 5 7 }}"#,
+                &l
+            ),
+            "66 6 6 -2"
+        );
         assert_eq!(ok(r#"{{ printf "%.2f" (mulf .duration 2) }}"#, &l), "3.00");
-        assert_eq!(ok(r#"{{ printf "%s-%d-%v" .method 7 .status }}"#, &l), "GET-7-200");
-        assert_eq!(ok(r#"{{ len .method }} {{ if contains "ap" .request_uri }}y{{ end }}"#, &l), "3 y");
-        assert_eq!(ok(r#"{{ if hasPrefix "/api" .request_uri }}y{{ end }}{{ if hasSuffix "x" .request_uri }}n{{ end }}"#, &l), "y");
+        assert_eq!(
+            ok(r#"{{ printf "%s-%d-%v" .method 7 .status }}"#, &l),
+            "GET-7-200"
+        );
+        assert_eq!(
+            ok(
+                r#"{{ len .method }} {{ if contains "ap" .request_uri }}y{{ end }}"#,
+                &l
+            ),
+            "3 y"
+        );
+        assert_eq!(
+            ok(
+                r#"{{ if hasPrefix "/api" .request_uri }}y{{ end }}{{ if hasSuffix "x" .request_uri }}n{{ end }}"#,
+                &l
+            ),
+            "y"
+        );
         assert_eq!(ok("{{ __line__ }}", &l), "the line");
         assert_eq!(ok("{{ __timestamp__ | unixEpoch }}", &l), "1700000000");
-        assert_eq!(ok(r#"{{ __timestamp__ | date "2006-01-02T15:04:05.000Z07:00" }}"#, &l), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            ok(
+                r#"{{ __timestamp__ | date "2006-01-02T15:04:05.000Z07:00" }}"#,
+                &l
+            ),
+            "2023-11-14T22:13:20.123Z"
+        );
         assert_eq!(ok(r#"{{ .method | toJson }}"#, &l), "\"GET\"");
-        assert_eq!(ok(r#"{{ trim "  x " }}{{ "a" | trimSuffix "a" }}"#, &l), "x");
+        assert_eq!(
+            ok(r#"{{ trim "  x " }}{{ "a" | trimSuffix "a" }}"#, &l),
+            "x"
+        );
     }
 
     #[test]

@@ -11,10 +11,18 @@ fn selector(q: &str) -> LogSelector {
     }
 }
 
-fn run_full(q: &str, stream: &[(&str, &str)], meta: &[(&str, &str)], line: &str) -> Option<Processed> {
+fn run_full(
+    q: &str,
+    stream: &[(&str, &str)],
+    meta: &[(&str, &str)],
+    line: &str,
+) -> Option<Processed> {
     let p = selector(q).pipeline().expect("pipeline compiles");
     let stream = Labels::from_pairs(stream.iter().copied());
-    let meta: Vec<(String, String)> = meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let meta: Vec<(String, String)> = meta
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     p.process(1_700_000_000_000_000_000, line, &stream, &meta)
 }
 
@@ -27,7 +35,10 @@ fn labels(p: &Processed) -> Vec<(String, String)> {
 }
 
 fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    let mut out: Vec<(String, String)> = v
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
     out.sort();
     out
 }
@@ -102,7 +113,11 @@ fn json_collisions_and_errors() {
     assert!(l.get("__error_details__").is_some());
     assert!(run(r#"{app="foo"} | json | __error__="""#, "not json").is_none());
     assert!(run(r#"{app="foo"} | json | __error__!="""#, "not json").is_some());
-    let r = run(r#"{app="foo"} | json | drop __error__, __error_details__"#, "not json").expect("kept");
+    let r = run(
+        r#"{app="foo"} | json | drop __error__, __error_details__"#,
+        "not json",
+    )
+    .expect("kept");
     assert_eq!(labels(&r), pairs(&[("app", "foo")]));
     // Errors do not make other label filters drop the line.
     assert!(run(r#"{app="foo"} | json | level="error""#, "oops").is_some());
@@ -136,7 +151,11 @@ fn logfmt_docs_example() {
     let r = run(r#"{app="foo"} | logfmt host, fwd_ip="fwd""#, line).expect("kept");
     assert_eq!(
         labels(&r),
-        pairs(&[("app", "foo"), ("host", "grafana.net"), ("fwd_ip", "124.133.124.161")])
+        pairs(&[
+            ("app", "foo"),
+            ("host", "grafana.net"),
+            ("fwd_ip", "124.133.124.161")
+        ])
     );
     let r = run(r#"{app="foo"} | logfmt --keep-empty"#, "a b=1").expect("kept");
     assert!(r.parsed.contains(&("a".to_string(), String::new())));
@@ -197,8 +216,20 @@ fn unpack_replaces_line() {
         pairs(&[("app", "foo"), ("container", "myapp"), ("pod", "pod-3223f")])
     );
     // Line filters after unpack see the unpacked line.
-    assert!(run(r#"{app="foo"} | unpack |= "original""#, r#"{"_entry":"original"}"#).is_some());
-    assert!(run(r#"{app="foo"} | unpack |= "_entry""#, r#"{"_entry":"original"}"#).is_none());
+    assert!(
+        run(
+            r#"{app="foo"} | unpack |= "original""#,
+            r#"{"_entry":"original"}"#
+        )
+        .is_some()
+    );
+    assert!(
+        run(
+            r#"{app="foo"} | unpack |= "_entry""#,
+            r#"{"_entry":"original"}"#
+        )
+        .is_none()
+    );
 }
 
 #[test]
@@ -219,7 +250,13 @@ fn numeric_duration_bytes_filters() {
     let r = run(r#"{app="foo"} | logfmt | status > 1"#, "status=abc").expect("kept");
     assert_eq!(r.all_labels().get("__error__"), Some("LabelFilterErr"));
     assert!(r.all_labels().get("__error_details__").is_some());
-    assert!(run(r#"{app="foo"} | logfmt | status > 1 | __error__="""#, "status=abc").is_none());
+    assert!(
+        run(
+            r#"{app="foo"} | logfmt | status > 1 | __error__="""#,
+            "status=abc"
+        )
+        .is_none()
+    );
 }
 
 #[test]
@@ -244,8 +281,13 @@ fn structured_metadata_and_stream_labels_are_filterable() {
     assert!(run_full(q, &[("app", "foo")], &[("trace_id", "abc")], "x").is_some());
     assert!(run_full(q, &[("app", "foo")], &[("trace_id", "abd")], "x").is_none());
     assert!(run(r#"{app="foo"} | app="foo""#, "x").is_some());
-    let r = run_full(r#"{app="foo"} | drop trace_id"#, &[("app", "foo")], &[("trace_id", "abc")], "x")
-        .expect("kept");
+    let r = run_full(
+        r#"{app="foo"} | drop trace_id"#,
+        &[("app", "foo")],
+        &[("trace_id", "abc")],
+        "x",
+    )
+    .expect("kept");
     assert!(r.structured_metadata.is_empty());
 }
 
@@ -272,7 +314,11 @@ fn line_format_examples() {
     )
     .expect("kept");
     assert_eq!(r.line, "OK status=200");
-    let r = run(r#"{app="foo"} | line_format "{{ __timestamp__ | unixEpoch }}""#, "x").expect("kept");
+    let r = run(
+        r#"{app="foo"} | line_format "{{ __timestamp__ | unixEpoch }}""#,
+        "x",
+    )
+    .expect("kept");
     assert_eq!(r.line, "1700000000");
     // Line filters after line_format see the new line.
     assert!(run(r#"{app="foo"} | line_format "hello" |= "hello""#, "x").is_some());
@@ -292,7 +338,13 @@ fn label_format_examples() {
     .expect("kept");
     assert_eq!(
         labels(&r),
-        pairs(&[("app", "foo"), ("new", "1"), ("other", "a-b"), ("x", "a"), ("y", "b")])
+        pairs(&[
+            ("app", "foo"),
+            ("new", "1"),
+            ("other", "a-b"),
+            ("x", "a"),
+            ("y", "b")
+        ])
     );
     // Renaming a stream label keeps it a stream label.
     let r = run(r#"{app="foo"} | label_format app="{{.app}}-x""#, "l").expect("kept");
@@ -305,7 +357,10 @@ fn label_format_examples() {
 fn drop_and_keep() {
     let line = "a=1 b=2 c=3 level=debug";
     let r = run(r#"{app="foo"} | logfmt | drop a, b="2", c="9""#, line).expect("kept");
-    assert_eq!(labels(&r), pairs(&[("app", "foo"), ("c", "3"), ("level", "debug")]));
+    assert_eq!(
+        labels(&r),
+        pairs(&[("app", "foo"), ("c", "3"), ("level", "debug")])
+    );
     let r = run(r#"{app="foo"} | logfmt | drop level=~"de.*""#, line).expect("kept");
     assert_eq!(r.all_labels().get("level"), None);
     let r = run(r#"{app="foo"} | logfmt | keep a, app"#, line).expect("kept");
@@ -323,7 +378,8 @@ fn decolorize_stage() {
 
 #[test]
 fn prefilter_covers_raw_line_filters_only() {
-    let sel = selector(r#"{app="foo"} |= "a" | json | level="x" != "b" | line_format "{{.x}}" |= "c""#);
+    let sel =
+        selector(r#"{app="foo"} |= "a" | json | level="x" != "b" | line_format "{{.x}}" |= "c""#);
     let f = sel.line_prefilter().expect("prefilter");
     assert_eq!(f.len(), 2);
     assert!(f.matches(b"a") && !f.matches(b"a b"));
@@ -338,10 +394,26 @@ fn prefilter_covers_raw_line_filters_only() {
 #[test]
 fn pipeline_compile_errors() {
     assert!(selector(r#"{app="foo"} | regexp "(""#).pipeline().is_err());
-    assert!(selector(r#"{app="foo"} | regexp "(a)""#).pipeline().is_err());
-    assert!(selector(r#"{app="foo"} | pattern "<_> x""#).pipeline().is_err());
-    assert!(selector(r#"{app="foo"} | json a="b..c""#).pipeline().is_err());
-    assert!(selector(r#"{app="foo"} | label_format a="{{ .x""#).pipeline().is_err());
+    assert!(
+        selector(r#"{app="foo"} | regexp "(a)""#)
+            .pipeline()
+            .is_err()
+    );
+    assert!(
+        selector(r#"{app="foo"} | pattern "<_> x""#)
+            .pipeline()
+            .is_err()
+    );
+    assert!(
+        selector(r#"{app="foo"} | json a="b..c""#)
+            .pipeline()
+            .is_err()
+    );
+    assert!(
+        selector(r#"{app="foo"} | label_format a="{{ .x""#)
+            .pipeline()
+            .is_err()
+    );
 }
 
 #[test]
@@ -349,4 +421,49 @@ fn pipeline_is_send_sync_clone() {
     fn check<T: Send + Sync + Clone>() {}
     check::<crate::Pipeline>();
     check::<crate::LineFilter>();
+}
+
+#[test]
+fn required_label_hints_limit_extraction() {
+    let sel = selector(r#"{app="foo"} | json | status >= 500 | line_format "{{.msg}}""#);
+    let p = sel
+        .pipeline_with_required_labels(&["level"])
+        .expect("compiles");
+    let r = p
+        .process(
+            0,
+            r#"{"level":"error","status":503,"msg":"boom","extra":{"a":1},"app":"x"}"#,
+            &Labels::from_pairs([("app", "foo")]),
+            &[],
+        )
+        .expect("kept");
+    assert_eq!(r.line, "boom");
+    assert_eq!(
+        labels(&r),
+        pairs(&[
+            ("app", "foo"),
+            ("level", "error"),
+            ("msg", "boom"),
+            ("status", "503")
+        ])
+    );
+    let p = sel
+        .pipeline_with_required_labels(&["app_extracted"])
+        .expect("compiles");
+    let r = p
+        .process(
+            0,
+            r#"{"status":503,"app":"x"}"#,
+            &Labels::from_pairs([("app", "foo")]),
+            &[],
+        )
+        .expect("kept");
+    assert_eq!(r.all_labels().get("app_extracted"), Some("x"));
+    let p = selector(r#"{app="foo"} | logfmt"#)
+        .pipeline_with_required_labels(&["a"])
+        .expect("compiles");
+    let r = p
+        .process(0, "a=1 b=2", &Labels::empty(), &[])
+        .expect("kept");
+    assert_eq!(r.parsed, vec![("a".to_string(), "1".to_string())]);
 }
