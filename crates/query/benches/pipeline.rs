@@ -111,6 +111,17 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    let hinted = selector(r#"{app="vllm"} | json | level="error""#)
+        .pipeline_with_required_labels(&["model"])
+        .expect("compiles");
+    g.bench_function("json_level_error_hinted_by_model", |b| {
+        b.iter(|| {
+            lines
+                .iter()
+                .filter_map(|l| hinted.process(0, black_box(l), &stream, &[]))
+                .count()
+        })
+    });
     g.finish();
 }
 

@@ -48,7 +48,11 @@ const EMPTY_SELECTOR: &str = "queries require at least one regexp or equality ma
 /// Parses a LogQL query.
 pub fn parse(input: &str) -> Result<Expr, ParseError> {
     let toks = lex(input)?;
-    let mut p = Parser { toks, pos: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     let e = if matches!(p.peek(), Tok::LBrace) {
         Expr::Log(p.log_selector(false)?.0)
     } else {
@@ -61,7 +65,12 @@ pub fn parse(input: &str) -> Result<Expr, ParseError> {
 struct Parser {
     toks: Vec<Token>,
     pos: usize,
+    /// Current nesting depth (parentheses, aggregations), bounded by [`MAX_DEPTH`].
+    depth: usize,
 }
+
+/// Deepest nesting accepted, so hostile input cannot overflow the stack.
+const MAX_DEPTH: usize = 128;
 
 type PResult<T> = Result<T, ParseError>;
 
@@ -492,7 +501,27 @@ impl Parser {
 
     // ------------------------------------------------------------ label filters
 
+    fn enter(&mut self) -> PResult<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            let t = self.tok();
+            return Err(ParseError {
+                line: t.line,
+                col: t.col,
+                message: "syntax error: expression nested too deeply".into(),
+            });
+        }
+        Ok(())
+    }
+
     fn label_filter_or(&mut self) -> PResult<LabelFilterExpr> {
+        self.enter()?;
+        let r = self.label_filter_or_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn label_filter_or_inner(&mut self) -> PResult<LabelFilterExpr> {
         let mut lhs = self.label_filter_and()?;
         while self.is_ident("or") {
             self.next();
@@ -677,6 +706,13 @@ impl Parser {
     }
 
     fn metric(&mut self, min_prec: u8) -> PResult<MetricExpr> {
+        self.enter()?;
+        let r = self.metric_inner(min_prec);
+        self.depth -= 1;
+        r
+    }
+
+    fn metric_inner(&mut self, min_prec: u8) -> PResult<MetricExpr> {
         let mut lhs = self.metric_primary()?;
         while let Some(op) = self.binop() {
             let prec = op.precedence();

@@ -276,6 +276,20 @@ fn error_messages_match_loki() {
 }
 
 #[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    let q = format!("{}1{}", "(".repeat(10_000), ")".repeat(10_000));
+    assert!(err(&q).contains("nested too deeply"));
+    let q = format!(
+        r#"{{a="b"}} | {}x="1"{}"#,
+        "(".repeat(10_000),
+        ")".repeat(10_000)
+    );
+    assert!(err(&q).contains("nested too deeply"));
+    let q = format!("{}1{}", "-(".repeat(5_000), ")".repeat(5_000));
+    assert!(parse(&q).is_err());
+}
+
+#[test]
 fn parse_error_display_format() {
     let e = ParseError {
         line: 1,

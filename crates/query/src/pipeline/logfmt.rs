@@ -139,6 +139,12 @@ fn unquote(line: &str, start: usize) -> Result<(Cow<'_, str>, usize), usize> {
             b'"' => return Ok((Cow::Owned(out), i + 1)),
             b'\\' => {
                 let e = *b.get(i + 1).ok_or(i)?;
+                if !e.is_ascii() {
+                    // Keep `\é` verbatim without splitting the UTF-8 sequence.
+                    out.push('\\');
+                    i += 1;
+                    continue;
+                }
                 i += 2;
                 match e {
                     b'n' => out.push('\n'),

@@ -190,7 +190,7 @@ impl Template {
         let mut fields = Vec::new();
         let mut uses_line = false;
         let mut it = pieces.into_iter();
-        let (nodes, end) = parse_nodes(&mut it, &mut fields, &mut uses_line)?;
+        let (nodes, end) = parse_nodes(&mut it, &mut fields, &mut uses_line, 0)?;
         if let Some(end) = end {
             return terr(format!("unexpected {{{{{end}}}}}"));
         }
@@ -303,7 +303,11 @@ fn parse_nodes(
     it: &mut std::vec::IntoIter<Piece>,
     fields: &mut Vec<String>,
     uses_line: &mut bool,
+    depth: usize,
 ) -> Result<(Vec<Node>, Option<String>), TemplateError> {
+    if depth > MAX_DEPTH {
+        return terr("if blocks nested too deeply");
+    }
     let mut nodes = Vec::new();
     while let Some(p) = it.next() {
         match p {
@@ -320,7 +324,7 @@ fn parse_nodes(
                         let mut cond = parse_pipe(rest, fields, uses_line)?;
                         let otherwise;
                         loop {
-                            let (body, end) = parse_nodes(it, fields, uses_line)?;
+                            let (body, end) = parse_nodes(it, fields, uses_line, depth + 1)?;
                             branches.push((cond, body));
                             let Some(end) = end else {
                                 return terr("unexpected EOF in if");
@@ -331,7 +335,7 @@ fn parse_nodes(
                             }
                             let tail = end.trim_start_matches("else").trim();
                             if tail.is_empty() {
-                                let (body, end) = parse_nodes(it, fields, uses_line)?;
+                                let (body, end) = parse_nodes(it, fields, uses_line, depth + 1)?;
                                 if end.as_deref() != Some("end") {
                                     return terr("expected {{end}}");
                                 }
@@ -494,6 +498,21 @@ fn pipe_from(
     fields: &mut Vec<String>,
     uses_line: &mut bool,
 ) -> Result<Pipe, TemplateError> {
+    pipe_from_depth(toks, pos, fields, uses_line, 0)
+}
+
+const MAX_DEPTH: usize = 64;
+
+fn pipe_from_depth(
+    toks: &[ATok],
+    pos: &mut usize,
+    fields: &mut Vec<String>,
+    uses_line: &mut bool,
+    depth: usize,
+) -> Result<Pipe, TemplateError> {
+    if depth > MAX_DEPTH {
+        return terr("expression nested too deeply");
+    }
     let mut cmds = Vec::new();
     loop {
         let mut ops = Vec::new();
@@ -525,7 +544,7 @@ fn pipe_from(
                 },
                 ATok::LParen => {
                     *pos += 1;
-                    let p = pipe_from(toks, pos, fields, uses_line)?;
+                    let p = pipe_from_depth(toks, pos, fields, uses_line, depth + 1)?;
                     if toks.get(*pos) != Some(&ATok::RParen) {
                         return terr("unclosed left paren");
                     }
@@ -853,8 +872,10 @@ fn call(f: Func, a: Vec<Val>, data: &dyn TemplateData) -> Result<Val, TemplateEr
         }
         F::Repeat => {
             arity("repeat", &a, 2)?;
-            let n = a[0].to_i64().clamp(0, 10_000) as usize;
-            Val::Str(s(&a[1]).repeat(n))
+            let v = s(&a[1]);
+            let max = (1 << 20) / v.len().max(1);
+            let n = (a[0].to_i64().clamp(0, 10_000) as usize).min(max);
+            Val::Str(v.repeat(n))
         }
         F::ToJson => {
             arity("toJson", &a, 1)?;
@@ -1005,9 +1026,14 @@ fn sprintf(fmt: &str, args: &[Val]) -> String {
         };
         let left = spec.starts_with('-');
         let spec_t = spec.trim_start_matches(['-', '+']);
+        // Widths and precisions are clamped so a template cannot allocate gigabytes.
+        let clamp = |n: usize| n.min(1024);
         let (w, prec) = match spec_t.split_once('.') {
-            Some((w, p)) => (w.parse::<usize>().ok(), p.parse::<usize>().ok()),
-            None => (spec_t.parse::<usize>().ok(), None),
+            Some((w, p)) => (
+                w.parse::<usize>().ok().map(clamp),
+                p.parse::<usize>().ok().map(clamp),
+            ),
+            None => (spec_t.parse::<usize>().ok().map(clamp), None),
         };
         let body = match verb {
             'd' => format!("{}", arg.to_i64()),
