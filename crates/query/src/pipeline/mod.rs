@@ -403,7 +403,7 @@ fn run_stage(stage: &Compiled, ts: i64, line: &mut Cow<'_, str>, st: &mut State<
                 }
                 if keys.is_empty() {
                     let name = json::sanitize_key(k);
-                    let wanted = only.as_ref().is_none_or(|o| o.iter().any(|n| *n == name));
+                    let wanted = only.as_ref().is_none_or(|o| o.contains(&name));
                     if !name.is_empty() && wanted {
                         extracted.push((name, v.into_owned()));
                     }
