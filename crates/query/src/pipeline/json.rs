@@ -1,0 +1,736 @@
+//! A streaming JSON scanner for the `| json` and `| unpack` stages.
+//!
+//! It never builds a value tree: [`flatten`] walks the object once and emits
+//! `(flattened_key, value)` pairs (nested objects joined with `_`, arrays skipped,
+//! keys sanitised to label names as Loki does), and [`extract`] navigates a
+//! [`JsonPath`] while skipping everything else. Strings are only unescaped when they
+//! contain a backslash.
+
+use std::borrow::Cow;
+
+/// Why a line is not (valid) JSON. The text goes into `__error_details__`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{msg} at offset {offset}")]
+pub struct JsonError {
+    /// What went wrong.
+    pub msg: &'static str,
+    /// Byte offset.
+    pub offset: usize,
+}
+
+const MAX_DEPTH: usize = 256;
+
+pub(crate) struct Scanner<'a> {
+    b: &'a [u8],
+    s: &'a str,
+    i: usize,
+}
+
+impl<'a> Scanner<'a> {
+    pub(crate) fn new(s: &'a str) -> Self {
+        Scanner {
+            b: s.as_bytes(),
+            s,
+            i: 0,
+        }
+    }
+
+    fn err(&self, msg: &'static str) -> JsonError {
+        JsonError {
+            msg,
+            offset: self.i,
+        }
+    }
+
+    fn ws(&mut self) {
+        while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> Result<(), JsonError> {
+        self.ws();
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(self.err(match c {
+                b':' => "expected ':'",
+                b'{' => "Value looks like object, but can't find opening '{' symbol",
+                _ => "unexpected character",
+            }))
+        }
+    }
+
+    /// Reads a string (cursor on the opening quote).
+    fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
+        if self.peek() != Some(b'"') {
+            return Err(self.err("expected '\"'"));
+        }
+        self.i += 1;
+        let start = self.i;
+        // Fast path: no escapes.
+        match memchr::memchr2(b'"', b'\\', &self.b[self.i..]) {
+            None => Err(self.err("unterminated string")),
+            Some(off) if self.b[self.i + off] == b'"' => {
+                self.i += off + 1;
+                Ok(Cow::Borrowed(&self.s[start..self.i - 1]))
+            }
+            Some(off) => {
+                let mut out = String::with_capacity(off + 16);
+                out.push_str(&self.s[start..start + off]);
+                self.i += off;
+                loop {
+                    let Some(c) = self.peek() else {
+                        return Err(self.err("unterminated string"));
+                    };
+                    match c {
+                        b'"' => {
+                            self.i += 1;
+                            return Ok(Cow::Owned(out));
+                        }
+                        b'\\' => {
+                            self.i += 1;
+                            let e = self.peek().ok_or_else(|| self.err("unterminated string"))?;
+                            self.i += 1;
+                            match e {
+                                b'"' => out.push('"'),
+                                b'\\' => out.push('\\'),
+                                b'/' => out.push('/'),
+                                b'b' => out.push('\x08'),
+                                b'f' => out.push('\x0c'),
+                                b'n' => out.push('\n'),
+                                b'r' => out.push('\r'),
+                                b't' => out.push('\t'),
+                                b'u' => {
+                                    let hi = self.hex4()?;
+                                    let cp = if (0xD800..0xDC00).contains(&hi) {
+                                        if self.b.get(self.i) == Some(&b'\\')
+                                            && self.b.get(self.i + 1) == Some(&b'u')
+                                        {
+                                            self.i += 2;
+                                            let lo = self.hex4()?;
+                                            if (0xDC00..0xE000).contains(&lo) {
+                                                0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                                            } else {
+                                                0xFFFD
+                                            }
+                                        } else {
+                                            0xFFFD
+                                        }
+                                    } else {
+                                        hi
+                                    };
+                                    out.push(char::from_u32(cp).unwrap_or('\u{FFFD}'));
+                                }
+                                _ => return Err(self.err("invalid escape")),
+                            }
+                        }
+                        _ => {
+                            let run_end = memchr::memchr2(b'"', b'\\', &self.b[self.i..])
+                                .map_or(self.b.len(), |o| self.i + o);
+                            out.push_str(&self.s[self.i..run_end]);
+                            self.i = run_end;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, JsonError> {
+        let h = self
+            .b
+            .get(self.i..self.i + 4)
+            .ok_or_else(|| self.err("invalid escape"))?;
+        let mut v = 0u32;
+        for &c in h {
+            v = v * 16
+                + (c as char)
+                    .to_digit(16)
+                    .ok_or_else(|| self.err("invalid escape"))?;
+        }
+        self.i += 4;
+        Ok(v)
+    }
+
+    fn skip_string(&mut self) -> Result<(), JsonError> {
+        self.i += 1;
+        loop {
+            match memchr::memchr2(b'"', b'\\', &self.b[self.i..]) {
+                None => return Err(self.err("unterminated string")),
+                Some(off) => {
+                    self.i += off;
+                    if self.b[self.i] == b'"' {
+                        self.i += 1;
+                        return Ok(());
+                    }
+                    self.i += 2;
+                    if self.i > self.b.len() {
+                        return Err(self.err("unterminated string"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn literal(&mut self) -> Result<&'a str, JsonError> {
+        let start = self.i;
+        while self.i < self.b.len()
+            && matches!(self.b[self.i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' | b'a'..=b'z')
+        {
+            self.i += 1;
+        }
+        let t = &self.s[start..self.i];
+        let ok = matches!(t, "true" | "false" | "null") || is_json_number(t);
+        if ok {
+            Ok(t)
+        } else {
+            self.i = start;
+            Err(self.err("invalid literal"))
+        }
+    }
+
+    /// Skips any value (iteratively, so deep nesting cannot overflow the stack).
+    fn skip_value(&mut self) -> Result<(), JsonError> {
+        self.ws();
+        match self.peek() {
+            Some(b'"') => self.skip_string(),
+            Some(b'{' | b'[') => {
+                let mut stack: Vec<u8> = Vec::new();
+                loop {
+                    self.ws();
+                    let Some(c) = self.peek() else {
+                        return Err(self.err("unexpected end of JSON input"));
+                    };
+                    match c {
+                        b'{' | b'[' => {
+                            stack.push(if c == b'{' { b'}' } else { b']' });
+                            self.i += 1;
+                        }
+                        b'}' | b']' => {
+                            if stack.pop() != Some(c) {
+                                return Err(self.err("mismatched bracket"));
+                            }
+                            self.i += 1;
+                            if stack.is_empty() {
+                                return Ok(());
+                            }
+                        }
+                        b'"' => self.skip_string()?,
+                        b',' | b':' => self.i += 1,
+                        _ => {
+                            self.literal()?;
+                        }
+                    }
+                }
+            }
+            Some(_) => self.literal().map(|_| ()),
+            None => Err(self.err("unexpected end of JSON input")),
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), JsonError> {
+        self.ws();
+        if self.i == self.b.len() {
+            Ok(())
+        } else {
+            Err(self.err("unexpected data after top-level value"))
+        }
+    }
+}
+
+/// Whether `t` is a JSON number: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn is_json_number(t: &str) -> bool {
+    let b = t.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let s = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - s
+    };
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            digits(&mut i);
+        }
+        _ => return false,
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+/// Appends `key` sanitised to label-name characters (Loki's `sanitizeLabelKey`).
+pub(crate) fn push_sanitized(out: &mut String, key: &str, is_prefix: bool) {
+    let key = key.trim();
+    if is_prefix && key.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+        out.push('_');
+    }
+    for c in key.chars() {
+        out.push(if c.is_ascii_alphanumeric() || c == '_' {
+            c
+        } else {
+            '_'
+        });
+    }
+}
+
+/// Sanitises a key to a label name.
+pub fn sanitize_key(key: &str) -> String {
+    let mut s = String::with_capacity(key.len());
+    push_sanitized(&mut s, key, true);
+    s
+}
+
+/// Flattens a JSON object line, calling `emit(key, value)` for every scalar leaf.
+/// Emits what it found before an error, like Loki.
+pub fn flatten(line: &str, emit: &mut dyn FnMut(&str, Cow<'_, str>)) -> Result<(), JsonError> {
+    let mut sc = Scanner::new(line);
+    sc.ws();
+    if sc.peek() != Some(b'{') {
+        return Err(sc.err("Value looks like object, but can't find opening '{' symbol"));
+    }
+    let mut key = String::with_capacity(64);
+    flatten_object(&mut sc, &mut key, emit, 0)?;
+    sc.finish()
+}
+
+fn flatten_object(
+    sc: &mut Scanner<'_>,
+    prefix: &mut String,
+    emit: &mut dyn FnMut(&str, Cow<'_, str>),
+    depth: usize,
+) -> Result<(), JsonError> {
+    if depth > MAX_DEPTH {
+        return Err(sc.err("nesting too deep"));
+    }
+    sc.eat(b'{')?;
+    sc.ws();
+    if sc.peek() == Some(b'}') {
+        sc.i += 1;
+        return Ok(());
+    }
+    let base = prefix.len();
+    loop {
+        sc.ws();
+        let k = sc.string()?;
+        sc.eat(b':')?;
+        sc.ws();
+        prefix.truncate(base);
+        if base > 0 {
+            prefix.push('_');
+        }
+        let before = prefix.len();
+        push_sanitized(prefix, &k, base == 0);
+        let empty_key = prefix.len() == before;
+        match sc.peek() {
+            Some(b'{') => {
+                if empty_key {
+                    sc.skip_value()?;
+                } else {
+                    flatten_object(sc, prefix, emit, depth + 1)?;
+                }
+            }
+            Some(b'[') => sc.skip_value()?,
+            Some(b'"') => {
+                let v = sc.string()?;
+                if !empty_key {
+                    emit(prefix, v);
+                }
+            }
+            Some(_) => {
+                let v = sc.literal()?;
+                if !empty_key && v != "null" {
+                    emit(prefix, Cow::Borrowed(v));
+                }
+            }
+            None => return Err(sc.err("unexpected end of JSON input")),
+        }
+        sc.ws();
+        match sc.peek() {
+            Some(b',') => sc.i += 1,
+            Some(b'}') => {
+                sc.i += 1;
+                prefix.truncate(base);
+                return Ok(());
+            }
+            _ => {
+                return Err(sc.err("Value looks like object, but can't find closing '}' symbol"));
+            }
+        }
+    }
+}
+
+/// One step of a JSON path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathElem {
+    /// Object key.
+    Key(String),
+    /// Array index.
+    Index(usize),
+}
+
+/// A parsed JSON path expression such as `a.b[0]["c d"]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonPath(pub Vec<PathElem>);
+
+impl JsonPath {
+    /// Parses Loki's JSON expression syntax.
+    pub fn parse(expr: &str) -> Result<Self, String> {
+        let bad = || format!("invalid JSON expression {expr:?}");
+        let b = expr.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        let mut expect_field = true;
+        while i < b.len() {
+            match b[i] {
+                b'.' => {
+                    if expect_field {
+                        return Err(bad());
+                    }
+                    expect_field = true;
+                    i += 1;
+                }
+                b'[' => {
+                    i += 1;
+                    if b.get(i) == Some(&b'"') {
+                        let end = b[i + 1..].iter().position(|&c| c == b'"').ok_or_else(bad)?;
+                        out.push(PathElem::Key(expr[i + 1..i + 1 + end].to_string()));
+                        i += end + 2;
+                    } else {
+                        let end = b[i..].iter().position(|&c| c == b']').ok_or_else(bad)?;
+                        let n: usize = expr[i..i + end].trim().parse().map_err(|_| bad())?;
+                        out.push(PathElem::Index(n));
+                        i += end;
+                    }
+                    if b.get(i) != Some(&b']') {
+                        return Err(bad());
+                    }
+                    i += 1;
+                    expect_field = false;
+                }
+                _ => {
+                    if !expect_field {
+                        return Err(bad());
+                    }
+                    let end = b[i..]
+                        .iter()
+                        .position(|&c| c == b'.' || c == b'[')
+                        .map_or(b.len(), |p| i + p);
+                    out.push(PathElem::Key(expr[i..end].to_string()));
+                    i = end;
+                    expect_field = false;
+                }
+            }
+        }
+        if out.is_empty() || (expect_field && !b.is_empty() && b[b.len() - 1] == b'.') {
+            return Err(bad());
+        }
+        Ok(JsonPath(out))
+    }
+}
+
+/// Checks that `line` is one valid JSON value.
+pub fn validate(line: &str) -> Result<(), JsonError> {
+    let mut sc = Scanner::new(line);
+    sc.skip_value()?;
+    sc.finish()
+}
+
+/// Extracts the value at `path` from a (validated) JSON line. Strings are unescaped,
+/// numbers/booleans returned as written, objects/arrays as raw JSON, `null`/missing as `None`.
+pub fn extract<'a>(line: &'a str, path: &JsonPath) -> Option<Cow<'a, str>> {
+    let mut sc = Scanner::new(line);
+    for elem in &path.0 {
+        sc.ws();
+        match (elem, sc.peek()?) {
+            (PathElem::Key(want), b'{') => {
+                sc.i += 1;
+                loop {
+                    sc.ws();
+                    if sc.peek()? == b'}' {
+                        return None;
+                    }
+                    let k = sc.string().ok()?;
+                    sc.eat(b':').ok()?;
+                    if k == *want {
+                        break;
+                    }
+                    sc.skip_value().ok()?;
+                    sc.ws();
+                    if sc.peek()? == b',' {
+                        sc.i += 1;
+                    }
+                }
+            }
+            (PathElem::Index(n), b'[') => {
+                sc.i += 1;
+                for _ in 0..*n {
+                    sc.ws();
+                    if sc.peek()? == b']' {
+                        return None;
+                    }
+                    sc.skip_value().ok()?;
+                    sc.ws();
+                    if sc.peek()? == b',' {
+                        sc.i += 1;
+                    }
+                }
+                sc.ws();
+                if sc.peek()? == b']' {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+    sc.ws();
+    match sc.peek()? {
+        b'"' => sc.string().ok(),
+        b'{' | b'[' => {
+            let start = sc.i;
+            sc.skip_value().ok()?;
+            Some(Cow::Borrowed(&line[start..sc.i]))
+        }
+        _ => {
+            let v = sc.literal().ok()?;
+            (v != "null").then_some(Cow::Borrowed(v))
+        }
+    }
+}
+
+/// The `_entry` value (if any) and the other string-valued keys of a packed line.
+pub type Unpacked = (Option<String>, Vec<(String, String)>);
+
+/// Unpacks a Promtail `pack`ed line: returns the `_entry` value (if any) and the other
+/// string-valued keys.
+pub fn unpack(line: &str) -> Result<Unpacked, JsonError> {
+    let mut sc = Scanner::new(line);
+    sc.ws();
+    sc.eat(b'{')?;
+    let mut entry = None;
+    let mut labels = Vec::new();
+    sc.ws();
+    if sc.peek() == Some(b'}') {
+        sc.i += 1;
+        sc.finish()?;
+        return Ok((entry, labels));
+    }
+    loop {
+        sc.ws();
+        let k = sc.string()?;
+        sc.eat(b':')?;
+        sc.ws();
+        if sc.peek() == Some(b'"') {
+            let v = sc.string()?;
+            if k == "_entry" {
+                entry = Some(v.into_owned());
+            } else {
+                labels.push((k.into_owned(), v.into_owned()));
+            }
+        } else {
+            sc.skip_value()?;
+        }
+        sc.ws();
+        match sc.peek() {
+            Some(b',') => sc.i += 1,
+            Some(b'}') => {
+                sc.i += 1;
+                break;
+            }
+            _ => return Err(sc.err("Value looks like object, but can't find closing '}' symbol")),
+        }
+    }
+    sc.finish()?;
+    Ok((entry, labels))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    fn flat(line: &str) -> Result<Vec<(String, String)>, JsonError> {
+        let mut out = Vec::new();
+        flatten(line, &mut |k, v| out.push((k.to_string(), v.into_owned())))?;
+        Ok(out)
+    }
+
+    fn oracle(v: &Value, prefix: &str, out: &mut Vec<(String, String)>) {
+        if let Value::Object(m) = v {
+            for (k, v) in m {
+                let mut key = prefix.to_string();
+                if !prefix.is_empty() {
+                    key.push('_');
+                }
+                push_sanitized(&mut key, k, prefix.is_empty());
+                if key.len() == prefix.len() + usize::from(!prefix.is_empty()) {
+                    continue;
+                }
+                match v {
+                    Value::Object(_) => oracle(v, &key, out),
+                    Value::Array(_) | Value::Null => {}
+                    Value::String(s) => out.push((key, s.clone())),
+                    Value::Number(n) => out.push((key, n.to_string())),
+                    Value::Bool(b) => out.push((key, b.to_string())),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn flattens_like_loki_docs() {
+        let line = r#"{"protocol":"HTTP/2.0","servers":["129.0.1.1","10.2.1.3"],"request":{"time":"6.032","method":"GET","host":"foo.grafana.net","size":"55","headers":{"Accept":"*/*","User-Agent":"curl/7.68.0"}},"response":{"status":401,"size":"228","latency_seconds":"6.031"}}"#;
+        let got = flat(line).expect("valid");
+        let want: Vec<(String, String)> = [
+            ("protocol", "HTTP/2.0"),
+            ("request_time", "6.032"),
+            ("request_method", "GET"),
+            ("request_host", "foo.grafana.net"),
+            ("request_size", "55"),
+            ("request_headers_Accept", "*/*"),
+            ("request_headers_User_Agent", "curl/7.68.0"),
+            ("response_status", "401"),
+            ("response_size", "228"),
+            ("response_latency_seconds", "6.031"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn handles_escapes_numbers_and_odd_keys() {
+        let got = flat(r#"{"a\"b":"x\ny\u00e9\ud83d\ude00","1st":1.50,"t":true,"n":null,"":"e"}"#)
+            .expect("valid");
+        assert_eq!(
+            got,
+            vec![
+                ("a_b".into(), "x\nyé😀".into()),
+                ("_1st".into(), "1.50".into()),
+                ("t".into(), "true".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_invalid_json() {
+        for bad in [
+            "",
+            "nope",
+            "{",
+            r#"{"a":}"#,
+            r#"{"a":1"#,
+            r#"{"a":1}x"#,
+            "[1]",
+            r#"{"a":tru}"#,
+        ] {
+            assert!(flat(bad).is_err(), "{bad:?} should fail");
+        }
+    }
+
+    #[test]
+    fn extracts_paths() {
+        let line = r#"{"servers":["129.0.1.1","10.2.1.3"],"request":{"headers":{"User-Agent":"curl"}},"n":5,"o":{"x":[1, 2]}}"#;
+        let get =
+            |p: &str| extract(line, &JsonPath::parse(p).expect("path")).map(|c| c.into_owned());
+        assert_eq!(get("servers[0]").as_deref(), Some("129.0.1.1"));
+        assert_eq!(get("servers[1]").as_deref(), Some("10.2.1.3"));
+        assert_eq!(get("servers[2]"), None);
+        assert_eq!(
+            get(r#"request.headers["User-Agent"]"#).as_deref(),
+            Some("curl")
+        );
+        assert_eq!(get("n").as_deref(), Some("5"));
+        assert_eq!(get("o").as_deref(), Some(r#"{"x":[1, 2]}"#));
+        assert_eq!(get("o.x[1]").as_deref(), Some("2"));
+        assert_eq!(get("missing"), None);
+        assert!(JsonPath::parse("a..b").is_err());
+        assert!(JsonPath::parse("a[x]").is_err());
+    }
+
+    #[test]
+    fn unpacks_promtail_lines() {
+        let (entry, labels) =
+            unpack(r#"{"container":"myapp","pod":"p-1","_entry":"original log message","n":1}"#)
+                .expect("valid");
+        assert_eq!(entry.as_deref(), Some("original log message"));
+        assert_eq!(
+            labels,
+            vec![
+                ("container".into(), "myapp".into()),
+                ("pod".into(), "p-1".into())
+            ]
+        );
+    }
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| Value::Number(n.into())),
+            "\\PC{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-zA-Z0-9 ._-]{1,6}", inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn flatten_agrees_with_serde_json(
+            m in proptest::collection::btree_map("[a-zA-Z0-9 ._\"-]{1,6}", arb_json(), 0..6),
+            pretty in any::<bool>(),
+        ) {
+            let v = Value::Object(m.into_iter().collect());
+            let line = if pretty {
+                serde_json::to_string_pretty(&v).expect("serialises")
+            } else {
+                serde_json::to_string(&v).expect("serialises")
+            };
+            let mut want = Vec::new();
+            oracle(&v, "", &mut want);
+            let got = flat(&line).expect("valid json");
+            // Sanitised keys may collide; compare as "last value wins" maps.
+            let lw = |v: Vec<(String, String)>| inferscope_model::Labels::from_pairs(v);
+            prop_assert_eq!(lw(got), lw(want));
+            prop_assert!(validate(&line).is_ok());
+        }
+
+        #[test]
+        fn scanner_never_panics(s in "\\PC{0,60}") {
+            let _ = flat(&s);
+            let _ = validate(&s);
+            let _ = unpack(&s);
+            if let Ok(p) = JsonPath::parse("a.b[0]") {
+                let _ = extract(&s, &p);
+            }
+        }
+    }
+}
