@@ -71,7 +71,7 @@ fn batch(seed: u64, start_ns: i64) -> (Vec<PushStream>, u64) {
             (r >> 32) % 4096,
             (r >> 44) % 1024,
             (r >> 54) % 12,
-            (r >> 60) % 2 == 0,
+            (r >> 60).is_multiple_of(2),
         );
         bytes += line.len() as u64;
         streams[i % STREAMS].entries.push(LogEntry::new(ts, line));
