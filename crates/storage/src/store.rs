@@ -38,6 +38,13 @@ const TASK_ROWS: u64 = 256 * 1024;
 /// Blocks fetched concurrently by a scan.
 const FETCH_CONCURRENCY: usize = 8;
 
+#[allow(dead_code)]
+fn assert_send_sync() {
+    fn is<T: Send + Sync + 'static>() {}
+    is::<Store>();
+    is::<ScanTask>();
+}
+
 /// Configuration of a [`Store`].
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -201,23 +208,39 @@ impl Store {
         let counters = Counters::default();
         let mut bad = HashSet::new();
         let mut tenants = HashMap::new();
-        for m in manifests {
-            for b in &m.blocks {
-                let path = ObjPath::from(b.path.as_str());
-                match os.head(&path).await {
-                    Ok(meta) if meta.size == b.size => {}
-                    Ok(meta) => {
-                        tracing::warn!(block = %b.path, size = meta.size, expected = b.size, "block has the wrong size; it will be skipped");
-                        bad.insert(b.id.clone());
-                        counters.corrupt.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        tracing::warn!(block = %b.path, error = %e, "block is missing; it will be skipped");
-                        bad.insert(b.id.clone());
-                        counters.corrupt.fetch_add(1, Ordering::Relaxed);
-                    }
+        let checks: Vec<(String, String, u64)> = manifests
+            .iter()
+            .flat_map(|m| m.blocks.iter())
+            .map(|b| (b.id.clone(), b.path.clone(), b.size))
+            .collect();
+        let results: Vec<_> = futures::stream::iter(checks)
+            .map(|(id, path, size)| {
+                let os = os.clone();
+                async move {
+                    let r = os.head(&ObjPath::from(path.as_str())).await;
+                    (id, path, size, r)
                 }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        for (id, path, size, r) in results {
+            match r {
+                Ok(meta) if meta.size == size => {}
+                Ok(meta) => {
+                    tracing::warn!(block = %path, size = meta.size, expected = size, "block has the wrong size; it will be skipped");
+                    bad.insert(id);
+                    counters.corrupt.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(object_store::Error::NotFound { .. }) => {
+                    tracing::warn!(block = %path, "block is missing; it will be skipped");
+                    bad.insert(id);
+                    counters.corrupt.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => tracing::warn!(block = %path, error = %e, "could not check block"),
             }
+        }
+        for m in manifests {
             tenants.insert(
                 m.tenant.clone(),
                 TenantBlocks {

@@ -12,7 +12,7 @@
 //! own fsync.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -437,6 +437,7 @@ impl Wal {
             if let Err(e) = (&*a.file).write_all(frame) {
                 // Cut off the partial record so later records stay readable.
                 let _ = a.file.set_len(a.offset);
+                let _ = (&*a.file).seek(SeekFrom::Start(a.offset));
                 return Err(StorageError::io(&a.path, e));
             }
             a.offset += frame.len() as u64;

@@ -366,3 +366,47 @@ async fn retention_deletes_old_blocks() {
         vec!["new"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_and_flushes_lose_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = config(dir.path());
+    c.wal_sync = WalSync::Always;
+    let store = Arc::new(Store::open(c.clone()).await.expect("open"));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    let base = (w * 1000 + i * 10) as i64;
+                    store
+                        .append("t1", &[push("api", &format!("w{w}"), base..base + 10)])
+                        .expect("append");
+                }
+            })
+        })
+        .collect();
+    for _ in 0..5 {
+        store.flush().await.expect("flush");
+        let n = scan_all(&store, vec![], TimeRange::all(), None).await.len();
+        assert!(n <= 2000);
+    }
+    for w in writers {
+        w.join().expect("writer");
+    }
+    assert_eq!(
+        scan_all(&store, vec![], TimeRange::all(), None).await.len(),
+        2000
+    );
+    assert!(store.metrics().wal_fsyncs <= 200 + 10);
+    store.flush().await.expect("flush");
+    store
+        .append("t1", &[push("api", "late", 0..5)])
+        .expect("append");
+    drop(store);
+    let store = Store::open(c).await.expect("reopen");
+    assert_eq!(
+        scan_all(&store, vec![], TimeRange::all(), None).await.len(),
+        2005
+    );
+}
