@@ -1,1 +1,22 @@
-//! WAL, in-memory head, Parquet blocks, label index, compaction and retention over object_store.
+//! WAL, in-memory head, Parquet blocks, label index, compaction and retention
+//! over `object_store`.
+//!
+//! [`Store`] is the entry point: [`Store::append`] writes a push to the WAL and
+//! the head, [`Store::scan`] turns a query into independent [`ScanTask`]s,
+//! [`Store::maintain`] flushes, compacts and applies retention. The bytes on
+//! disk are described in `FORMAT.md`.
+
+pub mod block;
+pub mod compaction;
+pub mod error;
+pub mod head;
+pub mod manifest;
+pub mod retention;
+pub mod scan;
+pub mod store;
+pub mod wal;
+
+pub use error::StorageError;
+pub use scan::{EntryRef, LineFilter, MetadataIter, MetadataRef, ScanRequest, ScanStats, ScanTask};
+pub use store::{AppendStats, Store, StoreConfig, StoreMetrics};
+pub use wal::WalSync;

@@ -1,0 +1,44 @@
+//! Blocks: immutable Parquet files holding the entries of many streams of one
+//! tenant, rows sorted by (stream, timestamp). See `FORMAT.md`.
+
+pub mod reader;
+pub mod writer;
+
+use std::sync::Arc;
+
+use arrow_array::Array;
+use arrow_array::builder::{MapBuilder, StringBuilder};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// Column holding the stream fingerprint.
+pub const COL_STREAM_ID: &str = "stream_id";
+/// Column holding the timestamp in nanoseconds.
+pub const COL_TIMESTAMP: &str = "timestamp";
+/// Column holding the log line.
+pub const COL_LINE: &str = "line";
+/// Column holding the structured metadata.
+pub const COL_METADATA: &str = "structured_metadata";
+/// Parquet key-value metadata key holding the block's stream index (JSON).
+pub const KV_STREAMS: &str = "inferscope.streams";
+
+/// Data type of the structured metadata column: `Map<Utf8, Utf8>`.
+pub fn metadata_type() -> DataType {
+    MapBuilder::new(None, StringBuilder::new(), StringBuilder::new())
+        .finish()
+        .data_type()
+        .clone()
+}
+
+/// The Arrow schema of every block.
+pub fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(COL_STREAM_ID, DataType::UInt64, false),
+        Field::new(
+            COL_TIMESTAMP,
+            DataType::Timestamp(TimeUnit::Nanosecond, None),
+            false,
+        ),
+        Field::new(COL_LINE, DataType::Utf8, false),
+        Field::new(COL_METADATA, metadata_type(), false),
+    ]))
+}

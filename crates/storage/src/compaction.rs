@@ -1,0 +1,139 @@
+//! Compaction: merging a tenant's small blocks of one time window into one.
+//!
+//! Planning is pure ([`plan`]); the merge decodes the chosen blocks, groups
+//! rows by stream and rewrites them sorted by (stream, timestamp), so every
+//! entry appears exactly once in the result. The store publishes the result
+//! by swapping the block ids in the manifest, then deletes the old files.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use inferscope_model::Labels;
+
+use crate::block::reader::LoadedBlock;
+use crate::block::writer::{BlockBuilder, BuiltBlock};
+use crate::error::StorageError;
+use crate::manifest::BlockEntry;
+
+/// Width of a compaction window.
+pub const WINDOW_NS: i64 = 24 * 3600 * 1_000_000_000;
+/// Blocks at least this large are never merged further.
+pub const SMALL_BLOCK_BYTES: u64 = 64 << 20;
+/// A merged block stops growing at this many line bytes.
+pub const MAX_MERGED_LINE_BYTES: u64 = 1 << 30;
+
+/// Groups of blocks to merge: blocks smaller than [`SMALL_BLOCK_BYTES`]
+/// whose `min_ts` falls in the same [`WINDOW_NS`] window, when a window has
+/// at least `min_blocks` of them.
+pub fn plan(blocks: &[Arc<BlockEntry>], min_blocks: usize) -> Vec<Vec<Arc<BlockEntry>>> {
+    let mut windows: BTreeMap<i64, Vec<Arc<BlockEntry>>> = BTreeMap::new();
+    for b in blocks {
+        if b.meta.size < SMALL_BLOCK_BYTES {
+            windows
+                .entry(b.meta.min_ts.div_euclid(WINDOW_NS))
+                .or_default()
+                .push(b.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for (_, mut group) in windows {
+        group.sort_by_key(|b| b.meta.min_ts);
+        let mut current: Vec<Arc<BlockEntry>> = Vec::new();
+        let mut bytes = 0;
+        for b in group {
+            if bytes + b.meta.line_bytes > MAX_MERGED_LINE_BYTES && !current.is_empty() {
+                if current.len() >= min_blocks.max(2) {
+                    out.push(std::mem::take(&mut current));
+                }
+                current.clear();
+                bytes = 0;
+            }
+            bytes += b.meta.line_bytes;
+            current.push(b);
+        }
+        if current.len() >= min_blocks.max(2) {
+            out.push(current);
+        }
+    }
+    out
+}
+
+type Row = (i64, String, Vec<(String, String)>);
+
+/// Merges loaded blocks (with their manifest entries) into one new block.
+pub fn merge(
+    key: &str,
+    inputs: &[(Arc<BlockEntry>, Arc<LoadedBlock>)],
+) -> Result<BuiltBlock, StorageError> {
+    let mut streams: BTreeMap<(u64, Labels), Vec<Row>> = BTreeMap::new();
+    for (entry, loaded) in inputs {
+        let ranges: Vec<Range<usize>> = entry
+            .meta
+            .streams
+            .iter()
+            .map(|s| s.row_start as usize..(s.row_start + s.row_count) as usize)
+            .collect();
+        let mut rows: Vec<Vec<Row>> = vec![Vec::new(); ranges.len()];
+        loaded.read_ranges(&ranges, |idx, ts, line, meta| {
+            rows[idx].push((ts, line.to_string(), meta.to_vec()));
+        })?;
+        for (idx, r) in rows.into_iter().enumerate() {
+            let labels = entry.labels[idx].clone();
+            streams
+                .entry((labels.fingerprint(), labels))
+                .or_default()
+                .extend(r);
+        }
+    }
+    let mut b = BlockBuilder::new(key)?;
+    for ((_, labels), mut rows) in streams {
+        rows.sort_by_key(|r| r.0);
+        b.begin_stream(&labels);
+        for (ts, line, meta) in &rows {
+            b.push(
+                *ts,
+                line,
+                meta.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            )?;
+        }
+    }
+    b.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::BlockMeta;
+
+    fn entry(id: &str, min_ts: i64, size: u64) -> Arc<BlockEntry> {
+        BlockEntry::new(BlockMeta {
+            id: id.into(),
+            path: id.into(),
+            min_ts,
+            max_ts: min_ts,
+            size,
+            crc32: 0,
+            rows: 1,
+            line_bytes: size,
+            level: 0,
+            streams: vec![],
+        })
+    }
+
+    #[test]
+    fn plans_small_blocks_per_window() {
+        let blocks = vec![
+            entry("a", 0, 10),
+            entry("b", 5, 10),
+            entry("c", 7, 10),
+            entry("d", WINDOW_NS + 1, 10),
+            entry("e", 9, SMALL_BLOCK_BYTES),
+        ];
+        let p = plan(&blocks, 3);
+        assert_eq!(p.len(), 1);
+        let ids: Vec<&str> = p[0].iter().map(|b| b.meta.id.as_str()).collect();
+        assert_eq!(ids, vec!["a", "b", "c"]);
+        assert!(plan(&blocks, 4).is_empty());
+    }
+}

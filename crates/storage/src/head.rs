@@ -1,0 +1,370 @@
+//! The in-memory head: recent entries per tenant and stream, not yet in a block.
+//!
+//! Entries live in immutable-once-shared [`Chunk`]s (columnar: timestamps,
+//! one concatenated line buffer with end offsets, flattened metadata). A
+//! query snapshots a stream by cloning its `Arc<Chunk>` list, so scans never
+//! hold a lock while they run; an appender extends the last chunk in place
+//! only when no snapshot shares it (`Arc::get_mut`), otherwise starts a new one.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use inferscope_model::{LabelMatcher, Labels, LogEntry, PushStream, TimeRange, matches_all};
+use parking_lot::{Mutex, RwLock};
+
+/// A chunk stops growing in place beyond this many line bytes.
+const CHUNK_TARGET_BYTES: usize = 1 << 20;
+/// Fixed per-entry bookkeeping counted in head bytes.
+pub const ENTRY_OVERHEAD: usize = 24;
+
+/// A columnar run of entries of one stream, in arrival order.
+#[derive(Debug, Default, Clone)]
+pub struct Chunk {
+    ts: Vec<i64>,
+    line_ends: Vec<usize>,
+    lines: String,
+    meta_ends: Vec<usize>,
+    meta: Vec<(String, String)>,
+    /// Smallest timestamp in the chunk.
+    pub min_ts: i64,
+    /// Largest timestamp in the chunk.
+    pub max_ts: i64,
+}
+
+impl Chunk {
+    fn with_capacity(entries: usize, line_bytes: usize) -> Self {
+        Chunk {
+            ts: Vec::with_capacity(entries),
+            line_ends: Vec::with_capacity(entries),
+            lines: String::with_capacity(line_bytes),
+            meta_ends: Vec::with_capacity(entries),
+            meta: Vec::new(),
+            min_ts: i64::MAX,
+            max_ts: i64::MIN,
+        }
+    }
+
+    fn push(&mut self, e: &LogEntry) {
+        self.ts.push(e.timestamp_ns);
+        self.lines.push_str(&e.line);
+        self.line_ends.push(self.lines.len());
+        self.meta.extend(e.structured_metadata.iter().cloned());
+        self.meta_ends.push(self.meta.len());
+        self.min_ts = self.min_ts.min(e.timestamp_ns);
+        self.max_ts = self.max_ts.max(e.timestamp_ns);
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// Whether the chunk holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+
+    /// Timestamp of entry `i`.
+    pub fn ts(&self, i: usize) -> i64 {
+        self.ts[i]
+    }
+
+    /// Line of entry `i`.
+    pub fn line(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.line_ends[i - 1] };
+        &self.lines[start..self.line_ends[i]]
+    }
+
+    /// Structured metadata of entry `i`.
+    pub fn meta(&self, i: usize) -> &[(String, String)] {
+        let start = if i == 0 { 0 } else { self.meta_ends[i - 1] };
+        &self.meta[start..self.meta_ends[i]]
+    }
+}
+
+/// One stream in the head.
+#[derive(Debug)]
+pub struct HeadStream {
+    /// The stream's labels.
+    pub labels: Labels,
+    /// Its chunks, in arrival order.
+    pub chunks: Vec<Arc<Chunk>>,
+    /// Smallest timestamp.
+    pub min_ts: i64,
+    /// Largest timestamp.
+    pub max_ts: i64,
+}
+
+impl HeadStream {
+    fn append(&mut self, entries: &[LogEntry]) {
+        let line_bytes: usize = entries.iter().map(|e| e.line.len()).sum();
+        let reuse = self
+            .chunks
+            .last_mut()
+            .and_then(Arc::get_mut)
+            .filter(|c| c.lines.len() + line_bytes <= CHUNK_TARGET_BYTES);
+        let chunk = match reuse {
+            Some(c) => c,
+            None => {
+                self.chunks
+                    .push(Arc::new(Chunk::with_capacity(entries.len(), line_bytes)));
+                match self.chunks.last_mut().and_then(Arc::get_mut) {
+                    Some(c) => c,
+                    None => unreachable!("a fresh Arc is unique"),
+                }
+            }
+        };
+        for e in entries {
+            chunk.push(e);
+        }
+        self.min_ts = self.min_ts.min(chunk.min_ts);
+        self.max_ts = self.max_ts.max(chunk.max_ts);
+    }
+
+    /// Every entry of the stream, as (timestamp, chunk index, entry index),
+    /// sorted by timestamp (stable: arrival order among equal timestamps).
+    pub fn sorted_positions(&self) -> Vec<(i64, u32, u32)> {
+        let mut v = Vec::with_capacity(self.chunks.iter().map(|c| c.len()).sum());
+        for (ci, c) in self.chunks.iter().enumerate() {
+            for (i, &ts) in c.ts.iter().enumerate() {
+                v.push((ts, ci as u32, i as u32));
+            }
+        }
+        v.sort_by_key(|p| p.0);
+        v
+    }
+}
+
+/// The head data of one tenant.
+#[derive(Debug, Default)]
+pub struct TenantHead {
+    by_fp: HashMap<u64, Vec<usize>>,
+    /// Streams in creation order.
+    pub streams: Vec<HeadStream>,
+    /// Label name -> values, for unfiltered label queries.
+    index: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl TenantHead {
+    fn stream_mut(&mut self, labels: &Labels) -> &mut HeadStream {
+        let fp = labels.fingerprint();
+        let slots = self.by_fp.entry(fp).or_default();
+        let found = slots
+            .iter()
+            .copied()
+            .find(|&i| self.streams[i].labels == *labels);
+        let idx = match found {
+            Some(i) => i,
+            None => {
+                let i = self.streams.len();
+                slots.push(i);
+                for (k, v) in labels.iter() {
+                    self.index
+                        .entry(k.to_string())
+                        .or_default()
+                        .insert(v.to_string());
+                }
+                self.streams.push(HeadStream {
+                    labels: labels.clone(),
+                    chunks: Vec::new(),
+                    min_ts: i64::MAX,
+                    max_ts: i64::MIN,
+                });
+                i
+            }
+        };
+        &mut self.streams[idx]
+    }
+}
+
+/// A snapshot of one head stream, for a scan task.
+#[derive(Debug, Clone)]
+pub struct StreamSnapshot {
+    /// The stream's labels.
+    pub labels: Labels,
+    /// Its chunks at the time of the snapshot.
+    pub chunks: Vec<Arc<Chunk>>,
+    /// Smallest timestamp.
+    pub min_ts: i64,
+    /// Largest timestamp.
+    pub max_ts: i64,
+}
+
+/// An in-memory head (the active one, or a frozen one being flushed).
+#[derive(Debug)]
+pub struct Head {
+    tenants: RwLock<HashMap<String, TenantHead>>,
+    bytes: AtomicUsize,
+    entries: AtomicUsize,
+    first_insert: Mutex<Option<Instant>>,
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Head {
+    /// An empty head.
+    pub fn new() -> Self {
+        Head {
+            tenants: RwLock::new(HashMap::new()),
+            bytes: AtomicUsize::new(0),
+            entries: AtomicUsize::new(0),
+            first_insert: Mutex::new(None),
+        }
+    }
+
+    /// Adds entries; returns (entries, bytes) added.
+    pub fn append(&self, tenant: &str, streams: &[PushStream]) -> (usize, usize) {
+        let mut n = 0;
+        let mut bytes = 0;
+        {
+            let mut tenants = self.tenants.write();
+            let th = match tenants.get_mut(tenant) {
+                Some(t) => t,
+                None => tenants.entry(tenant.to_string()).or_default(),
+            };
+            for s in streams {
+                if s.entries.is_empty() {
+                    continue;
+                }
+                th.stream_mut(&s.labels).append(&s.entries);
+                n += s.entries.len();
+                bytes += s
+                    .entries
+                    .iter()
+                    .map(|e| e.size_bytes() + ENTRY_OVERHEAD)
+                    .sum::<usize>();
+            }
+        }
+        if n > 0 {
+            self.bytes.fetch_add(bytes, Ordering::Relaxed);
+            self.entries.fetch_add(n, Ordering::Relaxed);
+            self.first_insert.lock().get_or_insert_with(Instant::now);
+        }
+        (n, bytes)
+    }
+
+    /// Approximate memory held by entries.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Number of entries.
+    pub fn entries(&self) -> usize {
+        self.entries.load(Ordering::Relaxed)
+    }
+
+    /// Number of streams over all tenants.
+    pub fn streams(&self) -> usize {
+        self.tenants.read().values().map(|t| t.streams.len()).sum()
+    }
+
+    /// When the oldest data still in this head arrived.
+    pub fn first_insert(&self) -> Option<Instant> {
+        *self.first_insert.lock()
+    }
+
+    /// Tenants with data.
+    pub fn tenants(&self) -> Vec<String> {
+        self.tenants.read().keys().cloned().collect()
+    }
+
+    /// Runs `f` on one tenant's head data, if any.
+    pub fn with_tenant<R>(&self, tenant: &str, f: impl FnOnce(&TenantHead) -> R) -> Option<R> {
+        self.tenants.read().get(tenant).map(f)
+    }
+
+    /// Snapshots the streams of `tenant` matching `matchers` with data in `range`.
+    pub fn select(
+        &self,
+        tenant: &str,
+        matchers: &[LabelMatcher],
+        range: TimeRange,
+    ) -> Vec<StreamSnapshot> {
+        self.with_tenant(tenant, |th| {
+            th.streams
+                .iter()
+                .filter(|s| range.overlaps(s.min_ts, s.max_ts) && matches_all(matchers, &s.labels))
+                .map(|s| StreamSnapshot {
+                    labels: s.labels.clone(),
+                    chunks: s.chunks.clone(),
+                    min_ts: s.min_ts,
+                    max_ts: s.max_ts,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    /// Calls `f` with the labels of each stream of `tenant` matching
+    /// `matchers` with data in `range`.
+    pub fn for_each_labels(
+        &self,
+        tenant: &str,
+        matchers: &[LabelMatcher],
+        range: TimeRange,
+        mut f: impl FnMut(&Labels),
+    ) {
+        self.with_tenant(tenant, |th| {
+            for s in &th.streams {
+                if range.overlaps(s.min_ts, s.max_ts) && matches_all(matchers, &s.labels) {
+                    f(&s.labels);
+                }
+            }
+        });
+    }
+
+    /// Label names of `tenant` from the index (no filtering).
+    pub fn label_names(&self, tenant: &str, out: &mut BTreeSet<String>) {
+        self.with_tenant(tenant, |th| out.extend(th.index.keys().cloned()));
+    }
+
+    /// Label values of `name` in `tenant` from the index (no filtering).
+    pub fn label_values(&self, tenant: &str, name: &str, out: &mut BTreeSet<String>) {
+        self.with_tenant(tenant, |th| {
+            if let Some(v) = th.index.get(name) {
+                out.extend(v.iter().cloned());
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push(labels: &[(&str, &str)], ts: &[i64]) -> PushStream {
+        PushStream {
+            labels: Labels::from_pairs(labels.iter().copied()),
+            entries: ts
+                .iter()
+                .map(|&t| LogEntry::new(t, format!("l{t}")))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn appends_snapshots_and_sorts() {
+        let h = Head::new();
+        h.append("t", &[push(&[("app", "a")], &[5, 1, 3])]);
+        let snap = h.select("t", &[], TimeRange::all());
+        h.append("t", &[push(&[("app", "a")], &[2])]);
+        assert_eq!(snap[0].chunks.iter().map(|c| c.len()).sum::<usize>(), 3);
+        let th_sorted = h
+            .with_tenant("t", |th| th.streams[0].sorted_positions())
+            .expect("tenant");
+        let ts: Vec<i64> = th_sorted.iter().map(|p| p.0).collect();
+        assert_eq!(ts, vec![1, 2, 3, 5]);
+        assert_eq!(h.entries(), 4);
+        assert!(h.select("other", &[], TimeRange::all()).is_empty());
+        assert!(h.select("t", &[], TimeRange::new(6, 10)).is_empty());
+        let mut names = BTreeSet::new();
+        h.label_names("t", &mut names);
+        assert_eq!(names.into_iter().collect::<Vec<_>>(), vec!["app"]);
+    }
+}

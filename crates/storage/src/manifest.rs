@@ -1,0 +1,206 @@
+//! Per-tenant manifests: the JSON list of a tenant's blocks.
+//!
+//! Manifests are versioned objects `tenants/<tenant>/manifest/<version>.json`
+//! (version zero-padded to 20 digits). An update writes version N+1 as a new
+//! object (a single PUT, atomic on every object store), then deletes
+//! versions older than N-1. Loading tries the newest version first and falls
+//! back to older ones when an object is unreadable or half written.
+
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use inferscope_model::Labels;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use crate::error::StorageError;
+
+/// Current manifest format.
+pub const MANIFEST_FORMAT: u32 = 1;
+/// Manifest versions kept besides the newest.
+const KEEP_OLD_VERSIONS: u64 = 2;
+
+/// One stream inside a block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamMeta {
+    /// `Labels::fingerprint` of the stream.
+    pub fingerprint: u64,
+    /// The stream's labels, sorted by name.
+    pub labels: Vec<(String, String)>,
+    /// First row of the stream in the block.
+    pub row_start: u64,
+    /// Number of rows of the stream.
+    pub row_count: u64,
+    /// Smallest timestamp of the stream in the block.
+    pub min_ts: i64,
+    /// Largest timestamp of the stream in the block.
+    pub max_ts: i64,
+}
+
+/// One block of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockMeta {
+    /// Unique block id.
+    pub id: String,
+    /// Object key of the Parquet file.
+    pub path: String,
+    /// Smallest timestamp in the block.
+    pub min_ts: i64,
+    /// Largest timestamp in the block.
+    pub max_ts: i64,
+    /// File size in bytes.
+    pub size: u64,
+    /// CRC-32 (IEEE) of the whole file.
+    pub crc32: u32,
+    /// Number of rows.
+    pub rows: u64,
+    /// Sum of line lengths (uncompressed).
+    pub line_bytes: u64,
+    /// 0 for flushed blocks, +1 per compaction.
+    pub level: u32,
+    /// Streams in row order.
+    pub streams: Vec<StreamMeta>,
+}
+
+/// A tenant's manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Format version ([`MANIFEST_FORMAT`]).
+    pub format: u32,
+    /// The tenant (object keys are encoded, so it is stored here verbatim).
+    pub tenant: String,
+    /// Monotonic version of this manifest.
+    pub version: u64,
+    /// WAL segments with an id up to this one are fully in this tenant's
+    /// blocks: replay skips this tenant's records from them.
+    #[serde(default)]
+    pub wal_through: u64,
+    /// The blocks.
+    pub blocks: Vec<BlockMeta>,
+}
+
+/// A block with its label sets parsed, as held in memory.
+#[derive(Debug)]
+pub struct BlockEntry {
+    /// The manifest record.
+    pub meta: BlockMeta,
+    /// `Labels` for each of `meta.streams`.
+    pub labels: Vec<Labels>,
+}
+
+impl BlockEntry {
+    /// Parses the label sets of a block record.
+    pub fn new(meta: BlockMeta) -> Arc<Self> {
+        let labels = meta
+            .streams
+            .iter()
+            .map(|s| Labels::from_pairs(s.labels.iter().cloned()))
+            .collect();
+        Arc::new(BlockEntry { meta, labels })
+    }
+}
+
+/// Object key prefix of a tenant.
+pub fn tenant_prefix(tenant: &str) -> Path {
+    Path::from_iter(["tenants", tenant])
+}
+
+/// Object key of a block.
+pub fn block_path(tenant: &str, id: &str) -> Path {
+    Path::from_iter(["tenants", tenant, "blocks", &format!("{id}.parquet")])
+}
+
+fn manifest_dir(tenant: &str) -> Path {
+    Path::from_iter(["tenants", tenant, "manifest"])
+}
+
+fn manifest_path(tenant: &str, version: u64) -> Path {
+    Path::from_iter([
+        "tenants",
+        tenant,
+        "manifest",
+        &format!("{version:020}.json"),
+    ])
+}
+
+fn version_of(p: &Path) -> Option<u64> {
+    p.filename()?.strip_suffix(".json")?.parse().ok()
+}
+
+async fn list_versions(
+    store: &dyn ObjectStore,
+    dir: &Path,
+) -> Result<Vec<(u64, Path)>, StorageError> {
+    let metas: Vec<_> = store
+        .list(Some(dir))
+        .try_collect()
+        .await
+        .map_err(|e| StorageError::object(dir, e))?;
+    let mut v: Vec<(u64, Path)> = metas
+        .into_iter()
+        .filter_map(|m| version_of(&m.location).map(|v| (v, m.location)))
+        .collect();
+    v.sort_by_key(|x| std::cmp::Reverse(x.0));
+    Ok(v)
+}
+
+/// Lists the tenant directories present in the store, returning each
+/// tenant's newest readable manifest.
+pub async fn load_all(store: &dyn ObjectStore) -> Result<Vec<Manifest>, StorageError> {
+    let root = Path::from("tenants");
+    let listing = store
+        .list_with_delimiter(Some(&root))
+        .await
+        .map_err(|e| StorageError::object(&root, e))?;
+    let mut out = Vec::new();
+    for prefix in listing.common_prefixes {
+        let dir = prefix.clone().join("manifest");
+        for (version, path) in list_versions(store, &dir).await? {
+            let loaded = async {
+                let bytes = store
+                    .get(&path)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .bytes()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                serde_json::from_slice::<Manifest>(&bytes).map_err(|e| e.to_string())
+            }
+            .await;
+            match loaded {
+                Ok(m) if m.version == version && m.format == MANIFEST_FORMAT => {
+                    out.push(m);
+                    break;
+                }
+                Ok(_) => tracing::warn!(%path, "manifest version mismatch; trying an older one"),
+                Err(reason) => {
+                    tracing::warn!(%path, %reason, "unreadable manifest; trying an older one")
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Writes `m` as a new version and prunes old versions.
+pub async fn store_manifest(store: &dyn ObjectStore, m: &Manifest) -> Result<(), StorageError> {
+    let path = manifest_path(&m.tenant, m.version);
+    let body = serde_json::to_vec(m).map_err(|e| StorageError::Manifest {
+        key: path.to_string(),
+        reason: e.to_string(),
+    })?;
+    store
+        .put(&path, PutPayload::from(body))
+        .await
+        .map_err(|e| StorageError::object(&path, e))?;
+    let dir = manifest_dir(&m.tenant);
+    for (v, p) in list_versions(store, &dir).await? {
+        if v + KEEP_OLD_VERSIONS < m.version
+            && let Err(e) = store.delete(&p).await
+        {
+            tracing::warn!(path = %p, error = %e, "could not delete old manifest");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,249 @@
+//! Scan requests and the independent CPU tasks a scan is split into.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow_array::{Array, StringArray};
+use inferscope_model::{LabelMatcher, Labels, TimeRange};
+
+use crate::block::reader::LoadedBlock;
+use crate::error::StorageError;
+use crate::head::StreamSnapshot;
+
+/// Keeps or drops a log line before it is handed to the visitor.
+pub trait LineFilter: Send + Sync {
+    /// Whether `line` should be yielded.
+    fn keep(&self, line: &[u8]) -> bool;
+}
+
+/// What to scan.
+#[derive(Clone)]
+pub struct ScanRequest {
+    /// Tenant to read.
+    pub tenant: String,
+    /// Stream selector.
+    pub matchers: Vec<LabelMatcher>,
+    /// Time range (half-open).
+    pub range: TimeRange,
+    /// Optional line filter applied before entries are yielded.
+    pub line_filter: Option<Arc<dyn LineFilter>>,
+}
+
+/// Structured metadata of an entry, without copying it out of the store.
+#[derive(Debug, Clone)]
+pub enum MetadataRef<'a> {
+    /// Metadata held as pairs (head entries).
+    Pairs(&'a [(String, String)]),
+    /// Metadata inside an Arrow map column (block entries).
+    Arrow {
+        /// Map keys.
+        keys: &'a StringArray,
+        /// Map values.
+        values: &'a StringArray,
+        /// This entry's slice of keys/values.
+        range: Range<usize>,
+    },
+}
+
+impl<'a> MetadataRef<'a> {
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        match self {
+            MetadataRef::Pairs(p) => p.len(),
+            MetadataRef::Arrow { range, .. } => range.len(),
+        }
+    }
+
+    /// Whether there is no pair.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The (name, value) pairs in stored order.
+    pub fn iter(&self) -> MetadataIter<'a> {
+        MetadataIter {
+            inner: self.clone(),
+            pos: 0,
+        }
+    }
+
+    /// The value of `name`, if present (first occurrence).
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
+    /// Copies the pairs out.
+    pub fn to_vec(&self) -> Vec<(String, String)> {
+        self.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+}
+
+/// Iterator over [`MetadataRef`] pairs.
+#[derive(Debug, Clone)]
+pub struct MetadataIter<'a> {
+    inner: MetadataRef<'a>,
+    pos: usize,
+}
+
+impl<'a> Iterator for MetadataIter<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = match &self.inner {
+            MetadataRef::Pairs(p) => p.get(self.pos).map(|(k, v)| (k.as_str(), v.as_str())),
+            MetadataRef::Arrow {
+                keys,
+                values,
+                range,
+            } => {
+                let i = range.start + self.pos;
+                (i < range.end && i < keys.len() && i < values.len())
+                    .then(|| (keys.value(i), values.value(i)))
+            }
+        };
+        self.pos += 1;
+        item
+    }
+}
+
+/// One entry handed to a scan visitor.
+#[derive(Debug, Clone)]
+pub struct EntryRef<'a> {
+    /// Timestamp in nanoseconds since the epoch.
+    pub timestamp_ns: i64,
+    /// The line.
+    pub line: &'a str,
+    /// Its structured metadata.
+    pub structured_metadata: MetadataRef<'a>,
+}
+
+/// Work done by a task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    /// Line bytes looked at (decompressed).
+    pub bytes_scanned: u64,
+    /// Lines looked at.
+    pub lines_scanned: u64,
+    /// Blocks read (0 or 1 per task).
+    pub blocks: u64,
+    /// Head entries looked at.
+    pub head_entries: u64,
+}
+
+impl std::ops::AddAssign for ScanStats {
+    fn add_assign(&mut self, o: Self) {
+        self.bytes_scanned += o.bytes_scanned;
+        self.lines_scanned += o.lines_scanned;
+        self.blocks += o.blocks;
+        self.head_entries += o.head_entries;
+    }
+}
+
+pub(crate) enum TaskKind {
+    Head(StreamSnapshot),
+    Block {
+        block: Arc<LoadedBlock>,
+        /// Streams with their row ranges, sorted by row.
+        streams: Vec<(Labels, Range<usize>)>,
+    },
+}
+
+/// An independent unit of CPU work: one head stream snapshot, or some
+/// streams' rows of one block already fetched into memory.
+pub struct ScanTask {
+    pub(crate) kind: TaskKind,
+    pub(crate) range: TimeRange,
+    pub(crate) filter: Option<Arc<dyn LineFilter>>,
+    pub(crate) bounds: (i64, i64),
+}
+
+impl std::fmt::Debug for ScanTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.kind {
+            TaskKind::Head(s) => format!("head {}", s.labels),
+            TaskKind::Block { block, streams } => {
+                format!("block {} ({} streams)", block.key, streams.len())
+            }
+        };
+        f.debug_struct("ScanTask")
+            .field("kind", &kind)
+            .field("bounds", &self.bounds)
+            .finish()
+    }
+}
+
+impl ScanTask {
+    /// Smallest and largest timestamp this task can yield.
+    pub fn time_bounds(&self) -> (i64, i64) {
+        self.bounds
+    }
+
+    /// Whether the task reads a block (as opposed to the head).
+    pub fn is_block(&self) -> bool {
+        matches!(self.kind, TaskKind::Block { .. })
+    }
+
+    /// Yields every entry in the request's range whose line passes the line
+    /// filter. Entries come in no particular order. Synchronous and CPU-bound.
+    pub fn run(
+        &self,
+        visit: &mut dyn FnMut(&Labels, EntryRef<'_>),
+    ) -> Result<ScanStats, StorageError> {
+        let mut stats = ScanStats::default();
+        let range = self.range;
+        let filter = self.filter.as_deref();
+        match &self.kind {
+            TaskKind::Head(snap) => {
+                for c in &snap.chunks {
+                    if !range.overlaps(c.min_ts, c.max_ts) {
+                        continue;
+                    }
+                    for i in 0..c.len() {
+                        let ts = c.ts(i);
+                        if !range.contains(ts) {
+                            continue;
+                        }
+                        let line = c.line(i);
+                        stats.head_entries += 1;
+                        stats.lines_scanned += 1;
+                        stats.bytes_scanned += line.len() as u64;
+                        if filter.is_none_or(|f| f.keep(line.as_bytes())) {
+                            visit(
+                                &snap.labels,
+                                EntryRef {
+                                    timestamp_ns: ts,
+                                    line,
+                                    structured_metadata: MetadataRef::Pairs(c.meta(i)),
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+            TaskKind::Block { block, streams } => {
+                stats.blocks = 1;
+                let ranges: Vec<Range<usize>> = streams.iter().map(|s| s.1.clone()).collect();
+                block.read_ranges(&ranges, |idx, ts, line, meta| {
+                    if !range.contains(ts) {
+                        return;
+                    }
+                    stats.lines_scanned += 1;
+                    stats.bytes_scanned += line.len() as u64;
+                    if filter.is_none_or(|f| f.keep(line.as_bytes())) {
+                        visit(
+                            &streams[idx].0,
+                            EntryRef {
+                                timestamp_ns: ts,
+                                line,
+                                structured_metadata: meta,
+                            },
+                        );
+                    }
+                })?;
+            }
+        }
+        Ok(stats)
+    }
+}
