@@ -1,0 +1,89 @@
+"""Bad requests get a 4xx naming the problem; the server keeps serving and loses nothing."""
+
+import json
+
+import pytest
+
+from conftest import now_ns, unique
+
+DAY = 86_400 * 10**9
+
+
+@pytest.fixture(scope="module")
+def canary(server):
+    """Lines acknowledged before any bad request; they must survive all of them."""
+    test = unique()
+    entries = server.push_lines({"test": test, "app": "canary"}, [f"canary {i}" for i in range(5)],
+                                now_ns() - 60 * 10**9)
+    return f'{{test="{test}"}}', entries
+
+
+def push_json(labels, values):
+    return json.dumps({"streams": [{"stream": labels, "values": values}]}), "application/json"
+
+
+def now_s():
+    return str(now_ns())
+
+
+BAD_PUSHES = {
+    # id: (body, content type, words the error must contain, lower-cased)
+    "malformed-json": ('{"streams": [{"stream": {"app": "x"}, "values": [["1", "a"]', "application/json",
+                       ["json"]),
+    "values-not-pairs": (json.dumps({"streams": [{"stream": {"app": "x"}, "values": [["only-ts"]]}]}),
+                         "application/json", []),
+    "bad-snappy": (b"\x00\x01this is not snappy compressed protobuf\xff\xfe", "application/x-protobuf",
+                   ["snappy"]),
+    "invalid-label-name": (lambda: push_json({"1bad-name": "x"}, [[now_s(), "line"]]), None, ["label"]),
+    "oversized-line": (lambda: push_json({"app": "big"}, [[now_s(), "x" * (300 * 1024)]]), None,
+                       ["size"]),
+    "too-old": (lambda: push_json({"app": "old"}, [[str(now_ns() - 30 * DAY), "old line"]]), None,
+                ["too old"]),
+}
+
+
+@pytest.mark.parametrize("case", BAD_PUSHES, ids=list(BAD_PUSHES))
+def test_bad_push_is_refused_with_a_reason_and_nothing_is_lost(server, canary, case):
+    body, content_type, words = BAD_PUSHES[case]
+    if callable(body):
+        body, content_type = body()
+    r = server.http.post(server.url + "/loki/api/v1/push", data=body,
+                         headers={"Content-Type": content_type}, timeout=10)
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    assert r.text.strip(), "the error body must explain the problem"
+    for word in words:
+        assert word in r.text.lower(), r.text
+    assert_still_serving(server, canary)
+
+
+def test_refused_entries_are_not_stored(server):
+    test = unique()
+    r = server.http.post(server.url + "/loki/api/v1/push", timeout=10, headers={"Content-Type": "application/json"},
+                         data=push_json({"test": test}, [[str(now_ns() - 30 * DAY), "too old"]])[0])
+    assert r.status_code == 400, r.text
+    assert server.entries(f'{{test="{test}"}}', start=now_ns() - 31 * DAY, end=now_ns()) == []
+
+
+@pytest.mark.parametrize("query", ['{app="x"', '{app="x"} |= ', 'sum(rate({app="x"}[5m])', '{app=~"("}'])
+def test_logql_syntax_error_is_a_400_with_the_position(server, canary, query):
+    r = server.get("/loki/api/v1/query_range", query=query)
+    assert r.status_code == 400, r.text
+    if query != '{app=~"("}':  # a bad regex is reported by the regex engine, not the parser
+        assert "parse error at line 1, col" in r.text, r.text
+    assert_still_serving(server, canary)
+
+
+def test_bad_query_parameters_are_400(server):
+    for params in [{"query": '{app="x"}', "start": "yesterday"},
+                   {"query": '{app="x"}', "limit": "-1"},
+                   {"query": '{app="x"}', "direction": "sideways"},
+                   {"query": '{app="x"}', "start": "2000", "end": "1000"}]:
+        r = server.get("/loki/api/v1/query_range", **params)
+        assert r.status_code == 400, (params, r.status_code, r.text)
+        assert r.text.strip(), params
+
+
+def assert_still_serving(server, canary):
+    assert server.get("/ready").status_code == 200
+    query, entries = canary
+    assert server.entries(query, direction="forward") == entries

@@ -1,0 +1,55 @@
+"""Loki's reject_old_samples limit, default and overridden by a --config YAML file."""
+
+import signal
+
+from conftest import Server, now_ns, unique
+
+DAY = 86_400 * 10**9
+
+
+def push_old(server, test):
+    ts = now_ns() - 30 * DAY
+    r = server.push([{"stream": {"test": test}, "values": [[str(ts), "30 days old"]]}])
+    return r, ts
+
+
+def stored(server, test, ts):
+    return server.entries(f'{{test="{test}"}}', start=ts - 10**9, end=ts + 10**9, direction="forward")
+
+
+def test_old_samples_are_refused_by_default(fresh_server):
+    fresh_server.start()
+    test = unique()
+    r, ts = push_old(fresh_server, test)
+    assert r.status_code == 400, r.text
+    assert "too old" in r.text.lower(), r.text
+    assert stored(fresh_server, test, ts) == []
+    # The 168h default boundary: 6 days old is still accepted.
+    recent = fresh_server.push_lines({"test": test}, ["6 days old"], now_ns() - 6 * DAY)
+    assert stored(fresh_server, test, recent[0][0]) == recent
+
+
+def test_reject_old_samples_false_accepts_old_entries(tmp_path):
+    config = tmp_path / "inferscope.yaml"
+    config.write_text("limits_config:\n  reject_old_samples: false\n")
+    server = Server(tmp_path / "data", config=config).start()
+    try:
+        test = unique()
+        r, ts = push_old(server, test)
+        assert r.status_code == 204, r.text
+        assert stored(server, test, ts) == [(ts, "30 days old")]
+    finally:
+        server.stop(signal.SIGKILL)
+
+
+def test_reject_old_samples_max_age_is_configurable(tmp_path):
+    config = tmp_path / "inferscope.yaml"
+    config.write_text("limits_config:\n  reject_old_samples: true\n  reject_old_samples_max_age: 1h\n")
+    server = Server(tmp_path / "data", config=config).start()
+    try:
+        r = server.push([{"stream": {"test": unique()}, "values": [[str(now_ns() - 2 * 3600 * 10**9), "2h old"]]}])
+        assert r.status_code == 400, r.text
+        assert "too old" in r.text.lower(), r.text
+        server.push_lines({"test": unique()}, ["30 minutes old"], now_ns() - 1800 * 10**9)
+    finally:
+        server.stop(signal.SIGKILL)
