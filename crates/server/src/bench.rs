@@ -53,10 +53,26 @@ pub struct BenchArgs {
 /// The fixed queries: name, LogQL, limit.
 fn queries(needle: &str) -> Vec<(&'static str, String, usize)> {
     vec![
-        ("needle |= over all streams", format!("{{namespace=~\".+\"}} |= \"{needle}\""), 100),
-        ("json | level=\"ERROR\"", "{app=\"aigateway\"} | json | level=\"ERROR\"".to_string(), 100),
-        ("json | level=\"ERROR\" (5000)", "{app=\"aigateway\"} | json | level=\"ERROR\"".to_string(), 5000),
-        ("label-only selector", "{app=\"vllm\", role=\"decode\"}".to_string(), 1000),
+        (
+            "needle |= over all streams",
+            format!("{{namespace=~\".+\"}} |= \"{needle}\""),
+            100,
+        ),
+        (
+            "json | level=\"ERROR\"",
+            "{app=\"aigateway\"} | json | level=\"ERROR\"".to_string(),
+            100,
+        ),
+        (
+            "json | level=\"ERROR\" (5000)",
+            "{app=\"aigateway\"} | json | level=\"ERROR\"".to_string(),
+            5000,
+        ),
+        (
+            "label-only selector",
+            "{app=\"vllm\", role=\"decode\"}".to_string(),
+            1000,
+        ),
     ]
 }
 
@@ -72,27 +88,48 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&work)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("inferscope bench: {} of raw logs, {cores} cores, work dir {}", human(args.size), work.display());
+    println!(
+        "inferscope bench: {} of raw logs, {cores} cores, work dir {}",
+        human(args.size),
+        work.display()
+    );
 
     let dataset = generate(&args, &work)?;
     let port = free_port()?;
     let mut server = start_server(&work, port)?;
-    let result = (|| {
+    let result = (|| -> anyhow::Result<()> {
         let base = format!("http://127.0.0.1:{port}");
         wait_ready(&base)?;
         let ingest = ingest(&base, &dataset, args.connections)?;
         let peak_rss = peak_rss_bytes(server.id());
         let blocks = dir_size(&work.join("data").join("blocks"));
         println!();
-        println!("ingest   {:>9.1} MB/s raw   {:>10.0} lines/s   ({} in {:.2} s, {} requests)",
+        println!(
+            "ingest   {:>9.1} MB/s raw   {:>10.0} lines/s   ({} in {:.2} s, {} requests)",
             dataset.raw_bytes as f64 / 1e6 / ingest.push_seconds,
             dataset.lines as f64 / ingest.push_seconds,
-            human(dataset.raw_bytes), ingest.push_seconds, dataset.bodies.len());
-        println!("flush    {:>9.2} s to write all blocks", ingest.flush_seconds);
-        println!("on disk  {:>9} in blocks = {:.1} % of raw", human(blocks), 100.0 * blocks as f64 / dataset.raw_bytes as f64);
-        println!("peak RSS {:>9} (server process, VmHWM)", human(peak_rss.unwrap_or(0)));
+            human(dataset.raw_bytes),
+            ingest.push_seconds,
+            dataset.bodies.len()
+        );
+        println!(
+            "flush    {:>9.2} s to write all blocks",
+            ingest.flush_seconds
+        );
+        println!(
+            "on disk  {:>9} in blocks = {:.1} % of raw",
+            human(blocks),
+            100.0 * blocks as f64 / dataset.raw_bytes as f64
+        );
+        println!(
+            "peak RSS {:>9} (server process, VmHWM)",
+            human(peak_rss.unwrap_or(0))
+        );
         println!();
-        println!("{:<32} {:>10} {:>10} {:>14} {:>16}", "query", "best", "median", "entries", "scanned MB/s/core");
+        println!(
+            "{:<32} {:>10} {:>10} {:>14} {:>16}",
+            "query", "best", "median", "entries", "scanned MB/s/core"
+        );
         for (name, query, limit) in queries(&dataset.needle) {
             let mut times = Vec::new();
             let mut last = QueryFigures::default();
@@ -101,8 +138,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 times.push(last.seconds);
             }
             times.sort_by(f64::total_cmp);
-            let scanned_rate = last.bytes_processed as f64 / 1e6 / last.exec_seconds.max(1e-9) / cores as f64;
-            println!("{:<32} {:>8.3} s {:>8.3} s {:>14} {:>16.0}", name, times[0], times[times.len() / 2], last.entries, scanned_rate);
+            let scanned_rate =
+                last.bytes_processed as f64 / 1e6 / last.exec_seconds.max(1e-9) / cores as f64;
+            println!(
+                "{:<32} {:>8.3} s {:>8.3} s {:>14} {:>16.0}",
+                name,
+                times[0],
+                times[times.len() / 2],
+                last.entries,
+                scanned_rate
+            );
         }
         Ok(())
     })();
@@ -129,9 +174,11 @@ struct Dataset {
 fn progress(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("{msg:10} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg:10} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar.set_message(what.to_string());
     bar
@@ -149,7 +196,8 @@ fn generate(args: &BenchArgs, work: &Path) -> anyhow::Result<Dataset> {
         lines_per_second: (args.size / AVG_LINE / (24 * 3600)).max(1),
         error_ratio: 0.02,
     });
-    let mut raw = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(work.join("raw.log"))?);
+    let mut raw =
+        std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(work.join("raw.log"))?);
     let bar = progress(args.size, "generate");
     let mut bodies = Vec::new();
     let mut needle = None;
@@ -178,11 +226,20 @@ fn generate(args: &BenchArgs, work: &Path) -> anyhow::Result<Dataset> {
     let Some(needle) = needle else {
         bail!("the generated data holds no trace id to search for");
     };
-    Ok(Dataset { bodies, raw_bytes, lines, needle, start_ns, end_ns })
+    Ok(Dataset {
+        bodies,
+        raw_bytes,
+        lines,
+        needle,
+        start_ns,
+        end_ns,
+    })
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn start_server(work: &Path, port: u16) -> anyhow::Result<Child> {
@@ -198,7 +255,12 @@ fn start_server(work: &Path, port: u16) -> anyhow::Result<Child> {
         .arg(&config)
         .arg("--data-dir")
         .arg(&data)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--grpc-listen", "127.0.0.1:0"])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--grpc-listen",
+            "127.0.0.1:0",
+        ])
         .env("INFERSCOPE_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
@@ -237,7 +299,11 @@ fn ingest(base: &str, dataset: &Dataset, connections: usize) -> anyhow::Result<I
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failure: Mutex<Option<String>> = Mutex::new(None);
     let bar = progress(dataset.bodies.len() as u64, "ingest");
-    bar.set_style(ProgressStyle::with_template("{msg:10} [{bar:40}] {pos}/{len} requests ({per_sec}, {eta})").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("{msg:10} [{bar:40}] {pos}/{len} requests ({per_sec}, {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
     let started = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..connections.max(1) {
@@ -245,17 +311,25 @@ fn ingest(base: &str, dataset: &Dataset, connections: usize) -> anyhow::Result<I
                 let agent = agent();
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(body) = dataset.bodies.get(i) else { break };
-                    match agent.post(&url).header("Content-Type", "application/x-protobuf").send(&body[..]) {
+                    let Some(body) = dataset.bodies.get(i) else {
+                        break;
+                    };
+                    match agent
+                        .post(&url)
+                        .header("Content-Type", "application/x-protobuf")
+                        .send(&body[..])
+                    {
                         Ok(r) if r.status() == 204 => bar.inc(1),
                         Ok(r) => {
                             let code = r.status();
                             let text = r.into_body().read_to_string().unwrap_or_default();
-                            *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("push answered {code}: {text}"));
+                            *failure.lock().unwrap_or_else(|e| e.into_inner()) =
+                                Some(format!("push answered {code}: {text}"));
                             break;
                         }
                         Err(e) => {
-                            *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("push failed: {e}"));
+                            *failure.lock().unwrap_or_else(|e| e.into_inner()) =
+                                Some(format!("push failed: {e}"));
                             break;
                         }
                     }
@@ -273,7 +347,10 @@ fn ingest(base: &str, dataset: &Dataset, connections: usize) -> anyhow::Result<I
     if r.status() != 204 {
         bail!("flush answered {}", r.status());
     }
-    Ok(IngestFigures { push_seconds, flush_seconds: flush_started.elapsed().as_secs_f64() })
+    Ok(IngestFigures {
+        push_seconds,
+        flush_seconds: flush_started.elapsed().as_secs_f64(),
+    })
 }
 
 #[derive(Default)]
@@ -284,7 +361,13 @@ struct QueryFigures {
     entries: u64,
 }
 
-fn run_query(base: &str, query: &str, limit: usize, start_ns: i64, end_ns: i64) -> anyhow::Result<QueryFigures> {
+fn run_query(
+    base: &str,
+    query: &str,
+    limit: usize,
+    start_ns: i64,
+    end_ns: i64,
+) -> anyhow::Result<QueryFigures> {
     let started = Instant::now();
     let response = agent()
         .get(&format!("{base}/loki/api/v1/query_range"))
@@ -317,7 +400,9 @@ fn peak_rss_bytes(pid: u32) -> Option<u64> {
 }
 
 fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .flatten()
         .map(|e| match e.metadata() {
@@ -330,7 +415,12 @@ fn dir_size(dir: &Path) -> u64 {
 
 fn shell_seconds(script: &str, work: &Path) -> anyhow::Result<f64> {
     let started = Instant::now();
-    let status = Command::new("sh").arg("-c").arg(script).current_dir(work).stdout(Stdio::null()).status()?;
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(work)
+        .stdout(Stdio::null())
+        .status()?;
     if !status.success() && status.code() != Some(1) {
         bail!("reference command failed: {script}");
     }
@@ -338,12 +428,21 @@ fn shell_seconds(script: &str, work: &Path) -> anyhow::Result<f64> {
 }
 
 fn reference(work: &Path, needle: &str, raw_bytes: u64) -> anyhow::Result<()> {
-    let has_zstd = Command::new("zstd").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let has_zstd = Command::new("zstd")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     println!("reference on the same {} of raw lines:", human(raw_bytes));
     if has_zstd {
         let secs = shell_seconds("zstd -q -f -3 -T1 raw.log -o raw.zst", work)?;
         let size = std::fs::metadata(work.join("raw.zst"))?.len();
-        println!("  zstd -3 -T1            {:>8.2} s   {:.1} % of raw", secs, 100.0 * size as f64 / raw_bytes as f64);
+        println!(
+            "  zstd -3 -T1            {:>8.2} s   {:.1} % of raw",
+            secs,
+            100.0 * size as f64 / raw_bytes as f64
+        );
         let secs = shell_seconds(&format!("zstd -dc raw.zst | grep -F '{needle}'"), work)?;
         println!("  zstd -dc | grep -F     {secs:>8.3} s");
     } else {

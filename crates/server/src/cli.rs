@@ -84,10 +84,23 @@ mod tests {
     fn flags_override_the_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c.yaml");
-        std::fs::write(&path, "server:\n  http_listen_port: 9999\ncommon:\n  path_prefix: /from/file\n").expect("write");
-        let cli = Cli::try_parse_from(["inferscope", "serve", "--config", path.to_str().expect("utf8"), "--data-dir", "/flag"])
-            .expect("parses");
-        let Command::Serve(args) = cli.command else { panic!("serve") };
+        std::fs::write(
+            &path,
+            "server:\n  http_listen_port: 9999\ncommon:\n  path_prefix: /from/file\n",
+        )
+        .expect("write");
+        let cli = Cli::try_parse_from([
+            "inferscope",
+            "serve",
+            "--config",
+            path.to_str().expect("utf8"),
+            "--data-dir",
+            "/flag",
+        ])
+        .expect("parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
         let config = args.load_config().expect("valid");
         assert_eq!(config.server.http_listen_port, 9999);
         assert_eq!(config.common.path_prefix, PathBuf::from("/flag"));
@@ -99,7 +112,14 @@ mod tests {
         let mut cmd = Cli::command();
         let serve = cmd.find_subcommand_mut("serve").expect("serve");
         let help = serve.render_long_help().to_string();
-        for flag in ["--config", "--data-dir", "--listen", "--grpc-listen", "--demo", "INFERSCOPE_DATA_DIR"] {
+        for flag in [
+            "--config",
+            "--data-dir",
+            "--listen",
+            "--grpc-listen",
+            "--demo",
+            "INFERSCOPE_DATA_DIR",
+        ] {
             assert!(help.contains(flag), "help lacks {flag}:\n{help}");
         }
     }

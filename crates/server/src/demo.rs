@@ -52,7 +52,11 @@ fn run(state: &AppState, port: u16) -> anyhow::Result<()> {
     loop {
         let batch = generator.next_batch(64 * 1024);
         if !banner_printed {
-            print_banner(port, &state.config.common.path_prefix, find_trace_id(&batch));
+            print_banner(
+                port,
+                &state.config.common.path_prefix,
+                find_trace_id(&batch),
+            );
             banner_printed = true;
         }
         let body = encode_protobuf(&batch);

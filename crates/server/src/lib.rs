@@ -30,7 +30,8 @@ use crate::state::AppState;
 /// Opens the store described by `config`.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
     let data_dir = &config.common.path_prefix;
-    std::fs::create_dir_all(data_dir).with_context(|| format!("failed to create data directory {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("failed to create data directory {}", data_dir.display()))?;
     let s = &config.storage;
     let mut store_config = StoreConfig::local(data_dir.clone())
         .with_context(|| format!("failed to open block storage under {}", data_dir.display()))?;
@@ -78,7 +79,10 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then flushes the head into blocks.
-    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let state = self.state;
         let maintenance = tokio::spawn(maintenance_loop(state.clone()));
         axum::serve(self.listener, http::router(state.clone()))
@@ -87,7 +91,11 @@ impl Server {
             .context("HTTP server failed")?;
         maintenance.abort();
         tracing::info!("shutting down: flushing the in-memory head into blocks");
-        state.store.flush().await.context("failed to flush on shutdown")?;
+        state
+            .store
+            .flush()
+            .await
+            .context("failed to flush on shutdown")?;
         tracing::info!("shutdown complete");
         Ok(())
     }

@@ -8,10 +8,14 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(EnvFilter::try_from_env("INFERSCOPE_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_env("INFERSCOPE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Bench(args) => inferscope_server::bench::run(args),
@@ -21,7 +25,9 @@ fn main() -> anyhow::Result<()> {
 async fn serve(args: inferscope_server::cli::ServeArgs) -> anyhow::Result<()> {
     let config = args.load_config()?;
     if !config.auth_enabled {
-        tracing::info!("auth_enabled: false: running single-tenant, every request is tenant \"fake\"");
+        tracing::info!(
+            "auth_enabled: false: running single-tenant, every request is tenant \"fake\""
+        );
     }
     let grpc = config.grpc_addr()?;
     let server = inferscope_server::Server::bind(config).await?;

@@ -66,7 +66,10 @@ pub struct Metrics {
 impl Metrics {
     /// Adds `value` to the counter `family{labels}`.
     pub fn add(&self, family: Family, labels: &[(&'static str, &str)], value: f64) {
-        self.families.lock().entry(family.name).or_insert(family.help);
+        self.families
+            .lock()
+            .entry(family.name)
+            .or_insert(family.help);
         let key = (
             family.name,
             labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect(),
@@ -98,7 +101,10 @@ impl Metrics {
             }
         }
         for (name, help, kind, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
         }
         out
     }
@@ -111,7 +117,10 @@ fn render_labels(labels: &[(&'static str, String)]) -> String {
     let inner: Vec<String> = labels
         .iter()
         .map(|(k, v)| {
-            let escaped = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+            let escaped = v
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
             format!("{k}=\"{escaped}\"")
         })
         .collect();
@@ -127,11 +136,18 @@ mod tests {
         let m = Metrics::default();
         m.add(LINES_RECEIVED, &[("tenant", "fake")], 3.0);
         m.add(LINES_RECEIVED, &[("tenant", "fake")], 2.0);
-        m.add(LINES_DISCARDED, &[("tenant", "a\"b"), ("reason", "line_too_long")], 1.0);
+        m.add(
+            LINES_DISCARDED,
+            &[("tenant", "a\"b"), ("reason", "line_too_long")],
+            1.0,
+        );
         let text = m.render(&[("inferscope_blocks", "Blocks.", "gauge", 4.0)]);
         assert!(text.contains("# TYPE inferscope_ingest_lines_received_total counter\ninferscope_ingest_lines_received_total{tenant=\"fake\"} 5\n"), "{text}");
         assert!(text.contains("inferscope_ingest_lines_discarded_total{tenant=\"a\\\"b\",reason=\"line_too_long\"} 1"), "{text}");
-        assert!(text.contains("# TYPE inferscope_blocks gauge\ninferscope_blocks 4\n"), "{text}");
+        assert!(
+            text.contains("# TYPE inferscope_blocks gauge\ninferscope_blocks 4\n"),
+            "{text}"
+        );
         assert_eq!(m.get(LINES_RECEIVED, &[("tenant", "fake")]), 5.0);
     }
 }

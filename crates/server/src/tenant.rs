@@ -21,7 +21,11 @@ pub fn tenant_of(headers: &HeaderMap, auth_enabled: bool) -> Result<String, ApiE
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "no org id"))?;
-    if value.len() > 150 || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b"!-_.*'()".contains(&b)) {
+    if value.len() > 150
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!-_.*'()".contains(&b))
+    {
         return Err(ApiError::bad_request(format!(
             "tenant ID '{value}' contains unsupported characters or is too long"
         )));
@@ -37,7 +41,10 @@ mod tests {
     fn tenants() {
         let mut h = HeaderMap::new();
         assert_eq!(tenant_of(&h, false).expect("fake"), "fake");
-        assert_eq!(tenant_of(&h, true).expect_err("needs header").status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            tenant_of(&h, true).expect_err("needs header").status,
+            StatusCode::UNAUTHORIZED
+        );
         h.insert(ORG_ID_HEADER, "team-a".parse().expect("header"));
         assert_eq!(tenant_of(&h, true).expect("ok"), "team-a");
         h.insert(ORG_ID_HEADER, "../etc".parse().expect("header"));

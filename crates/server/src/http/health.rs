@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::http::header;
 use axum::response::{IntoResponse, Json};
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde_json::json;
 
@@ -47,20 +47,78 @@ async fn buildinfo() -> Json<serde_json::Value> {
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let s = state.store.metrics();
     let gauges = [
-        ("inferscope_wal_bytes_written_total", "Bytes written to the write-ahead log.", "counter", s.wal_bytes as f64),
-        ("inferscope_wal_fsyncs_total", "fsync calls on the write-ahead log.", "counter", s.wal_fsyncs as f64),
-        ("inferscope_head_bytes", "Bytes held in the in-memory head.", "gauge", s.head_bytes as f64),
-        ("inferscope_head_streams", "Streams in the in-memory head.", "gauge", s.head_streams as f64),
-        ("inferscope_blocks", "Blocks in the store.", "gauge", s.blocks as f64),
-        ("inferscope_block_bytes", "Bytes of all blocks.", "gauge", s.block_bytes as f64),
-        ("inferscope_flushes_total", "Head flushes into blocks.", "counter", s.flushes as f64),
-        ("inferscope_compactions_total", "Block compactions.", "counter", s.compactions as f64),
-        ("inferscope_corrupt_blocks_skipped_total", "Blocks found corrupt and skipped.", "counter", s.corrupt_blocks_skipped as f64),
-        ("inferscope_wal_tail_truncations_total", "Half-written WAL tails truncated at startup.", "counter", s.wal_tail_truncations as f64),
-        ("inferscope_uptime_seconds", "Seconds since the server started.", "gauge", state.started.elapsed().as_secs_f64()),
+        (
+            "inferscope_wal_bytes_written_total",
+            "Bytes written to the write-ahead log.",
+            "counter",
+            s.wal_bytes as f64,
+        ),
+        (
+            "inferscope_wal_fsyncs_total",
+            "fsync calls on the write-ahead log.",
+            "counter",
+            s.wal_fsyncs as f64,
+        ),
+        (
+            "inferscope_head_bytes",
+            "Bytes held in the in-memory head.",
+            "gauge",
+            s.head_bytes as f64,
+        ),
+        (
+            "inferscope_head_streams",
+            "Streams in the in-memory head.",
+            "gauge",
+            s.head_streams as f64,
+        ),
+        (
+            "inferscope_blocks",
+            "Blocks in the store.",
+            "gauge",
+            s.blocks as f64,
+        ),
+        (
+            "inferscope_block_bytes",
+            "Bytes of all blocks.",
+            "gauge",
+            s.block_bytes as f64,
+        ),
+        (
+            "inferscope_flushes_total",
+            "Head flushes into blocks.",
+            "counter",
+            s.flushes as f64,
+        ),
+        (
+            "inferscope_compactions_total",
+            "Block compactions.",
+            "counter",
+            s.compactions as f64,
+        ),
+        (
+            "inferscope_corrupt_blocks_skipped_total",
+            "Blocks found corrupt and skipped.",
+            "counter",
+            s.corrupt_blocks_skipped as f64,
+        ),
+        (
+            "inferscope_wal_tail_truncations_total",
+            "Half-written WAL tails truncated at startup.",
+            "counter",
+            s.wal_tail_truncations as f64,
+        ),
+        (
+            "inferscope_uptime_seconds",
+            "Seconds since the server started.",
+            "gauge",
+            state.started.elapsed().as_secs_f64(),
+        ),
     ];
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(&gauges),
     )
 }

@@ -16,7 +16,9 @@ use axum::routing::post;
 
 use crate::error::ApiError;
 use crate::ingest::accept::accept;
-use crate::ingest::push_decode::{DecodeError, PushFormat, decode_content_encoding, decode_json, decode_protobuf};
+use crate::ingest::push_decode::{
+    DecodeError, PushFormat, decode_content_encoding, decode_json, decode_protobuf,
+};
 use crate::metrics::PUSH_REQUESTS;
 use crate::state::AppState;
 use crate::tenant::tenant_of;
@@ -33,19 +35,33 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/prom/push", post(push))
 }
 
-async fn push(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Result<StatusCode, ApiError> {
+async fn push(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
     let result = push_inner(&state, &headers, body).await;
     let code = match &result {
         Ok(code) => *code,
         Err(e) => e.status,
     };
-    state.metrics.add(PUSH_REQUESTS, &[("code", code.as_str())], 1.0);
+    state
+        .metrics
+        .add(PUSH_REQUESTS, &[("code", code.as_str())], 1.0);
     result
 }
 
-async fn push_inner(state: &Arc<AppState>, headers: &HeaderMap, body: Bytes) -> Result<StatusCode, ApiError> {
+async fn push_inner(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
     let tenant = tenant_of(headers, state.config.auth_enabled)?;
-    let header_str = |name| headers.get(name).and_then(|v: &axum::http::HeaderValue| v.to_str().ok());
+    let header_str = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &axum::http::HeaderValue| v.to_str().ok())
+    };
     let format = PushFormat::from_content_type(header_str(header::CONTENT_TYPE))
         .map_err(|e| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string()))?;
     let encoding = header_str(header::CONTENT_ENCODING).map(str::to_string);
@@ -53,8 +69,10 @@ async fn push_inner(state: &Arc<AppState>, headers: &HeaderMap, body: Bytes) -> 
     let accepted = tokio::task::spawn_blocking(move || {
         let streams = match format {
             PushFormat::Protobuf => decode_protobuf(&body, MAX_DECOMPRESSED_BYTES),
-            PushFormat::Json => decode_content_encoding(encoding.as_deref(), &body, MAX_DECOMPRESSED_BYTES)
-                .and_then(|raw| decode_json(&raw)),
+            PushFormat::Json => {
+                decode_content_encoding(encoding.as_deref(), &body, MAX_DECOMPRESSED_BYTES)
+                    .and_then(|raw| decode_json(&raw))
+            }
         }
         .map_err(decode_error)?;
         accept(&state, &tenant, streams)
@@ -70,7 +88,9 @@ async fn push_inner(state: &Arc<AppState>, headers: &HeaderMap, body: Bytes) -> 
 fn decode_error(e: DecodeError) -> ApiError {
     let status = match e {
         DecodeError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        DecodeError::Encoding(_) | DecodeError::ContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        DecodeError::Encoding(_) | DecodeError::ContentType(_) => {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        }
         _ => StatusCode::BAD_REQUEST,
     };
     ApiError::new(status, e.to_string())

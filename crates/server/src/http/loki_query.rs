@@ -39,22 +39,39 @@ const ENCODING_FLAGS_HEADER: &str = "X-Loki-Response-Encoding-Flags";
 /// The query routes.
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/loki/api/v1/query_range", get(query_range).post(query_range))
+        .route(
+            "/loki/api/v1/query_range",
+            get(query_range).post(query_range),
+        )
         .route("/loki/api/v1/query", get(query_instant).post(query_instant))
         .route("/loki/api/v1/labels", get(labels).post(labels))
         .route("/loki/api/v1/label", get(labels).post(labels))
-        .route("/loki/api/v1/label/{name}/values", get(label_values).post(label_values))
+        .route(
+            "/loki/api/v1/label/{name}/values",
+            get(label_values).post(label_values),
+        )
         .route("/loki/api/v1/series", get(series).post(series))
 }
 
 /// Records the request in the server's metrics, whatever its outcome.
-fn observe(state: &AppState, endpoint: &'static str, started: Instant, result: Result<Response, ApiError>) -> Response {
+fn observe(
+    state: &AppState,
+    endpoint: &'static str,
+    started: Instant,
+    result: Result<Response, ApiError>,
+) -> Response {
     let response = result.unwrap_or_else(IntoResponse::into_response);
     let code = response.status();
-    state.metrics.add(QUERY_REQUESTS, &[("endpoint", endpoint), ("code", code.as_str())], 1.0);
-    state
-        .metrics
-        .add(QUERY_SECONDS, &[("endpoint", endpoint)], started.elapsed().as_secs_f64());
+    state.metrics.add(
+        QUERY_REQUESTS,
+        &[("endpoint", endpoint), ("code", code.as_str())],
+        1.0,
+    );
+    state.metrics.add(
+        QUERY_SECONDS,
+        &[("endpoint", endpoint)],
+        started.elapsed().as_secs_f64(),
+    );
     response
 }
 
@@ -69,7 +86,12 @@ async fn query_range(
     observe(&state, "query_range", started, result)
 }
 
-async fn query_range_inner(state: &AppState, headers: &HeaderMap, raw: Option<&str>, body: &[u8]) -> Result<Response, ApiError> {
+async fn query_range_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let tenant = tenant_of(headers, state.config.auth_enabled)?;
     let params = Params::parse(raw, Some(body))?;
     let query = params
@@ -130,7 +152,9 @@ async fn query_instant(
 }
 
 fn metric_queries_unsupported() -> ApiError {
-    ApiError::bad_request("metric queries are not supported by this version of Inferscope yet: only log queries are")
+    ApiError::bad_request(
+        "metric queries are not supported by this version of Inferscope yet: only log queries are",
+    )
 }
 
 async fn run_log_query(state: &AppState, query: LogQuery) -> Result<Response, ApiError> {
@@ -151,13 +175,25 @@ async fn run_log_query(state: &AppState, query: LogQuery) -> Result<Response, Ap
         }
         Ok(Err(LogQueryError::Pipeline(message))) => return Err(ApiError::bad_request(message)),
         Ok(Err(LogQueryError::Cancelled)) => {
-            return Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, "query cancelled"));
+            return Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "query cancelled",
+            ));
         }
-        Ok(Err(e @ LogQueryError::Storage(_))) => return Err(ApiError::internal("query failed in storage", &e)),
+        Ok(Err(e @ LogQueryError::Storage(_))) => {
+            return Err(ApiError::internal("query failed in storage", &e));
+        }
         Ok(Ok(result)) => result,
     };
-    state.metrics.add(QUERY_BYTES_SCANNED, &[], stats.bytes_scanned as f64);
-    Ok(Json(Success::new(StreamsData::new(&streams, &stats, categorized))).into_response())
+    state
+        .metrics
+        .add(QUERY_BYTES_SCANNED, &[], stats.bytes_scanned as f64);
+    Ok(Json(Success::new(StreamsData::new(
+        &streams,
+        &stats,
+        categorized,
+    )))
+    .into_response())
 }
 
 async fn labels(
@@ -171,7 +207,11 @@ async fn labels(
         let tenant = tenant_of(&headers, state.config.auth_enabled)?;
         let params = Params::parse(raw.as_deref(), Some(&body))?;
         let range = time_range(&params, DEFAULT_METADATA_SINCE)?;
-        let matchers = params.get("query").map(parse_matchers).transpose()?.unwrap_or_default();
+        let matchers = params
+            .get("query")
+            .map(parse_matchers)
+            .transpose()?
+            .unwrap_or_default();
         let names = state
             .store
             .label_names(&tenant, range, &matchers)
@@ -195,7 +235,11 @@ async fn label_values(
         let tenant = tenant_of(&headers, state.config.auth_enabled)?;
         let params = Params::parse(raw.as_deref(), Some(&body))?;
         let range = time_range(&params, DEFAULT_METADATA_SINCE)?;
-        let matchers = params.get("query").map(parse_matchers).transpose()?.unwrap_or_default();
+        let matchers = params
+            .get("query")
+            .map(parse_matchers)
+            .transpose()?
+            .unwrap_or_default();
         let values = state
             .store
             .label_values(&tenant, &name, range, &matchers)
@@ -263,7 +307,9 @@ fn time_range(params: &Params, default_since: Duration) -> Result<TimeRange, Api
         (None, None) => end.saturating_sub(default_since.as_nanos() as i64),
     };
     if end < start {
-        return Err(ApiError::bad_request("end timestamp must not be before or equal to start time"));
+        return Err(ApiError::bad_request(
+            "end timestamp must not be before or equal to start time",
+        ));
     }
     // Loki includes entries stamped exactly `end` in log queries.
     Ok(TimeRange::new(start, end.saturating_add(1)))
@@ -294,7 +340,11 @@ fn query_limit(state: &AppState, params: &Params) -> Result<usize, ApiError> {
 }
 
 fn direction(params: &Params) -> Result<Direction, ApiError> {
-    match params.get("direction").map(str::to_ascii_lowercase).as_deref() {
+    match params
+        .get("direction")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("backward") => Ok(Direction::Backward),
         Some("forward") => Ok(Direction::Forward),
         Some(other) => Err(ApiError::bad_request(format!(

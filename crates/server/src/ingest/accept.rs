@@ -28,19 +28,30 @@ pub struct Accepted {
 
 /// Validates, rate-limits and stores `streams` for `tenant`. Blocking: call it
 /// from `spawn_blocking`.
-pub fn accept(state: &AppState, tenant: &str, streams: Vec<PushStream>) -> Result<Accepted, ApiError> {
+pub fn accept(
+    state: &AppState,
+    tenant: &str,
+    streams: Vec<PushStream>,
+) -> Result<Accepted, ApiError> {
     let limits = &state.config.limits_config;
     let validated = validate(streams, limits, now_ns());
     for (reason, entries, _bytes) in &validated.rejected {
-        state
-            .metrics
-            .add(LINES_DISCARDED, &[("tenant", tenant), ("reason", reason.as_str())], *entries as f64);
+        state.metrics.add(
+            LINES_DISCARDED,
+            &[("tenant", tenant), ("reason", reason.as_str())],
+            *entries as f64,
+        );
     }
 
     let sizes: Vec<(u64, usize)> = validated
         .streams
         .iter()
-        .map(|s| (s.labels.fingerprint(), s.entries.iter().map(|e| e.size_bytes()).sum()))
+        .map(|s| {
+            (
+                s.labels.fingerprint(),
+                s.entries.iter().map(|e| e.size_bytes()).sum(),
+            )
+        })
         .collect();
     let total_bytes: usize = sizes.iter().map(|(_, b)| b).sum();
     let total_lines: usize = validated.streams.iter().map(|s| s.entries.len()).sum();
@@ -55,10 +66,15 @@ pub fn accept(state: &AppState, tenant: &str, streams: Vec<PushStream>) -> Resul
             .zip(&describers)
             .map(|((fp, bytes), d)| (*fp, *bytes, d.as_ref()))
             .collect();
-        if let Err(limited) = state.limiter.admit(tenant, total_bytes, total_lines, &per_stream) {
-            state
-                .metrics
-                .add(LINES_DISCARDED, &[("tenant", tenant), ("reason", "rate_limited")], total_lines as f64);
+        if let Err(limited) = state
+            .limiter
+            .admit(tenant, total_bytes, total_lines, &per_stream)
+        {
+            state.metrics.add(
+                LINES_DISCARDED,
+                &[("tenant", tenant), ("reason", "rate_limited")],
+                total_lines as f64,
+            );
             let mut err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, limited.message);
             err.retry_after_secs = Some(limited.retry_after.max(Duration::from_secs(1)).as_secs());
             return Err(err);
@@ -67,8 +83,12 @@ pub fn accept(state: &AppState, tenant: &str, streams: Vec<PushStream>) -> Resul
             .store
             .append(tenant, &validated.streams)
             .map_err(|e| ApiError::internal("failed to append to the write-ahead log", &e))?;
-        state.metrics.add(LINES_RECEIVED, &[("tenant", tenant)], total_lines as f64);
-        state.metrics.add(BYTES_RECEIVED, &[("tenant", tenant)], total_bytes as f64);
+        state
+            .metrics
+            .add(LINES_RECEIVED, &[("tenant", tenant)], total_lines as f64);
+        state
+            .metrics
+            .add(BYTES_RECEIVED, &[("tenant", tenant)], total_bytes as f64);
     }
     Ok(Accepted {
         entries: total_lines,

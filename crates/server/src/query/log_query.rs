@@ -151,7 +151,11 @@ impl TopK {
 
     /// Whether an entry at `ts` could still enter the set.
     fn admits(&self, ts: i64) -> bool {
-        self.heap.len() < self.limit || self.heap.peek().is_some_and(|worst| self.score(ts) > worst.key.0.0)
+        self.heap.len() < self.limit
+            || self
+                .heap
+                .peek()
+                .is_some_and(|worst| self.score(ts) > worst.key.0.0)
     }
 
     fn push(&mut self, labels: Labels, entry: ResultEntry) {
@@ -173,7 +177,9 @@ impl TopK {
 
     /// The score of the worst kept entry once full.
     fn cutoff(&self) -> Option<i64> {
-        (self.heap.len() >= self.limit).then(|| self.heap.peek().map(|c| c.key.0.0)).flatten()
+        (self.heap.len() >= self.limit)
+            .then(|| self.heap.peek().map(|c| c.key.0.0))
+            .flatten()
     }
 }
 
@@ -196,12 +202,17 @@ fn run_task(
             return;
         }
         let metadata: Vec<(String, String)> = entry.structured_metadata.to_vec();
-        let Some(processed) = pipeline.process(entry.timestamp_ns, entry.line, labels, &metadata) else {
+        let Some(processed) = pipeline.process(entry.timestamp_ns, entry.line, labels, &metadata)
+        else {
             return;
         };
         out.post_filter += 1;
         let (labels, structured_metadata, parsed) = if query.categorize_labels {
-            (processed.stream.clone(), processed.structured_metadata.clone(), processed.parsed.clone())
+            (
+                processed.stream.clone(),
+                processed.structured_metadata.clone(),
+                processed.parsed.clone(),
+            )
         } else {
             (processed.all_labels(), Vec::new(), Vec::new())
         };
@@ -221,10 +232,17 @@ fn run_task(
 }
 
 /// Runs a log query to completion (or until `cancel` is set).
-pub async fn execute(store: &Store, query: LogQuery, cancel: Arc<AtomicBool>) -> Result<(Vec<ResultStream>, QueryStats), LogQueryError> {
+pub async fn execute(
+    store: &Store,
+    query: LogQuery,
+    cancel: Arc<AtomicBool>,
+) -> Result<(Vec<ResultStream>, QueryStats), LogQueryError> {
     let started = Instant::now();
     // Storage already applied the pushed-down line filters.
-    let pipeline = query.selector.pipeline_after_prefilter().map_err(|e| LogQueryError::Pipeline(e.to_string()))?;
+    let pipeline = query
+        .selector
+        .pipeline_after_prefilter()
+        .map_err(|e| LogQueryError::Pipeline(e.to_string()))?;
     let line_filter = query
         .selector
         .line_prefilter()
@@ -236,9 +254,10 @@ pub async fn execute(store: &Store, query: LogQuery, cancel: Arc<AtomicBool>) ->
         line_filter,
     };
     let tasks = store.scan(&request).await?;
-    let (streams, mut stats) = tokio::task::spawn_blocking(move || run_tasks(tasks, &pipeline, &query, &cancel))
-        .await
-        .map_err(|_| LogQueryError::Cancelled)??;
+    let (streams, mut stats) =
+        tokio::task::spawn_blocking(move || run_tasks(tasks, &pipeline, &query, &cancel))
+            .await
+            .map_err(|_| LogQueryError::Cancelled)??;
     stats.exec_seconds = started.elapsed().as_secs_f64();
     Ok((streams, stats))
 }
@@ -280,7 +299,14 @@ fn run_tasks(
         let end = (next + wave).min(tasks.len());
         let results: Vec<_> = tasks[next..end]
             .par_iter()
-            .map(|task| run_task(task, pipeline, query, TopK::new(query.limit, query.direction)))
+            .map(|task| {
+                run_task(
+                    task,
+                    pipeline,
+                    query,
+                    TopK::new(query.limit, query.direction),
+                )
+            })
             .collect();
         for result in results {
             let (top, out) = result?;
@@ -295,7 +321,10 @@ fn run_tasks(
 
     let mut by_stream: BTreeMap<Labels, Vec<ResultEntry>> = BTreeMap::new();
     for candidate in global.heap {
-        by_stream.entry(candidate.labels).or_default().push(candidate.entry);
+        by_stream
+            .entry(candidate.labels)
+            .or_default()
+            .push(candidate.entry);
     }
     let mut streams: Vec<ResultStream> = by_stream
         .into_iter()

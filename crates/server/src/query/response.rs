@@ -24,7 +24,10 @@ pub struct Success<T: Serialize> {
 impl<T: Serialize> Success<T> {
     /// Wraps `data`.
     pub fn new(data: T) -> Self {
-        Success { status: "success", data }
+        Success {
+            status: "success",
+            data,
+        }
     }
 }
 
@@ -211,19 +214,27 @@ mod tests {
             }],
         }];
         let stats = QueryStats::default();
-        let plain = serde_json::to_value(Success::new(StreamsData::new(&streams, &stats, false))).expect("json");
+        let plain = serde_json::to_value(Success::new(StreamsData::new(&streams, &stats, false)))
+            .expect("json");
         assert_eq!(plain["status"], "success");
         assert_eq!(plain["data"]["resultType"], "streams");
         assert_eq!(plain["data"]["result"][0]["stream"]["app"], "x");
-        assert_eq!(plain["data"]["result"][0]["values"][0], serde_json::json!(["5", "hello \"you\""]));
+        assert_eq!(
+            plain["data"]["result"][0]["values"][0],
+            serde_json::json!(["5", "hello \"you\""])
+        );
         assert!(plain["data"]["stats"]["summary"]["totalBytesProcessed"].is_u64());
         assert!(plain["data"].get("encodingFlags").is_none());
 
-        let cat = serde_json::to_value(Success::new(StreamsData::new(&streams, &stats, true))).expect("json");
+        let cat = serde_json::to_value(Success::new(StreamsData::new(&streams, &stats, true)))
+            .expect("json");
         assert_eq!(
             cat["data"]["result"][0]["values"][0],
             serde_json::json!(["5", "hello \"you\"", {"structuredMetadata": {"trace_id": "t1"}}])
         );
-        assert_eq!(cat["data"]["encodingFlags"], serde_json::json!(["categorize-labels"]));
+        assert_eq!(
+            cat["data"]["encodingFlags"],
+            serde_json::json!(["categorize-labels"])
+        );
     }
 }
