@@ -35,6 +35,25 @@ def test_json_push_then_query_range_returns_exactly_the_lines(server, compress):
     assert data["result"][0]["values"] == values[::-1]
 
 
+def test_lines_are_kept_byte_for_byte(server):
+    test = unique()
+    lines = ['quotes " and \\ backslash', "tab\there", "multi\nline", "ünïcödé ✓ 日本語", " padded ", "{\"not\": json"]
+    entries = server.push_lines({"test": test}, lines, base_ns())
+    assert server.entries(f'{{test="{test}"}}', direction="forward") == entries
+
+
+def test_out_of_order_and_duplicate_entries(server):
+    """Loki accepts out-of-order writes and drops exact duplicates (same timestamp and line),
+    so a client retrying a push does not double its lines; same timestamp, other line is kept."""
+    test, t = unique(), base_ns()
+    values = [[str(t + 3), "c"], [str(t + 1), "a"], [str(t + 2), "b"], [str(t + 2), "b2"]]
+    for _ in range(2):  # the retry
+        r = server.push([{"stream": {"test": test}, "values": values}])
+        assert r.status_code == 204, r.text
+    got = server.entries(f'{{test="{test}"}}', direction="forward")
+    assert got == [(t + 1, "a"), (t + 2, "b"), (t + 2, "b2"), (t + 3, "c")]
+
+
 def test_limit_keeps_the_first_entries_in_the_direction(server):
     test = unique()
     entries = server.push_lines({"test": test}, [f"n{i}" for i in range(20)], base_ns())
