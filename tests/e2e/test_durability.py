@@ -1,7 +1,9 @@
 """Acknowledged pushes survive kill -9 and graceful restarts."""
 
+import signal
 import threading
 
+import pytest
 import requests
 
 from conftest import now_ns, wait_until
@@ -41,12 +43,13 @@ def stored(server):
     return got
 
 
-def test_every_acknowledged_line_survives_kill_9(fresh_server):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+def test_every_acknowledged_line_survives_a_stop_mid_stream(fresh_server, sig):
     fresh_server.start()
     pusher = Pusher(fresh_server)
     pusher.start()
     wait_until(lambda: len(pusher.acked) >= 500, timeout=30, what="500 acknowledged lines")
-    fresh_server.kill9()  # mid-stream: the pusher is still sending
+    fresh_server.stop(sig)  # mid-stream: the pusher is still sending
     pusher.join(timeout=15)
     assert not pusher.is_alive()
 
@@ -82,5 +85,18 @@ def test_restart_twice_after_kill_9_is_stable(fresh_server):
     fresh_server.start()
     assert stored(fresh_server) == expected
     fresh_server.kill9()  # recovery itself must leave a recoverable state
+    fresh_server.start()
+    assert stored(fresh_server) == expected
+
+
+def test_flushed_and_unflushed_data_both_survive_kill_9_without_duplicates(fresh_server):
+    fresh_server.start()
+    start = now_ns() - 60 * 10**9
+    expected = fresh_server.push_lines({"app": "durability"}, [f"flushed {i}" for i in range(300)], start)
+    r = fresh_server.http.post(fresh_server.url + "/flush", timeout=30)  # head -> blocks, as Loki's /flush
+    assert r.status_code in (200, 204), r.text
+    expected += fresh_server.push_lines({"app": "durability"}, [f"in the WAL only {i}" for i in range(300)],
+                                        start + 10**9)
+    fresh_server.kill9()
     fresh_server.start()
     assert stored(fresh_server) == expected
