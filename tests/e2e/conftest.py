@@ -49,10 +49,11 @@ def unique():
 class Server:
     """One `inferscope serve` process; keeps its data dir and ports across restarts."""
 
-    def __init__(self, data_dir, config=None):
+    def __init__(self, data_dir, config=None, args=()):
         self.data_dir = pathlib.Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config = config
+        self.args = list(args)
         self.http_port, self.grpc_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.server.log"
@@ -66,6 +67,7 @@ class Server:
                "--grpc-listen", f"127.0.0.1:{self.grpc_port}"]
         if self.config:
             cmd += ["--config", str(self.config)]
+        cmd += self.args
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         wait_until(self._ready, timeout=30, what=f"GET {self.url}/ready == 200")

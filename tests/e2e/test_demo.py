@@ -1,0 +1,27 @@
+"""`serve --demo` pushes generated LLM-serving logs whose trace ids cross services."""
+
+import json
+import signal
+
+from conftest import Server, wait_until
+
+
+def test_demo_traces_cross_gateway_scheduler_workers_and_chat_api(tmp_path):
+    server = Server(tmp_path / "data", args=["--demo"]).start()
+    try:
+        def completed_trace():
+            got = server.entries('{app="aigateway"} |= "request.completed"', since="15m", limit=1)
+            return got and json.loads(got[0][1])["trace_id"]
+
+        trace = wait_until(completed_trace, timeout=30, what="a completed gateway request")
+        # Every earlier line of that request was generated, so pushed, before this one.
+        data = server.query_range(f'{{namespace=~".+"}} |= "{trace}"', since="15m", limit=100)
+        assert {s["stream"]["app"] for s in data["result"]} == {"aigateway", "heimdall", "vllm", "chat-api"}
+        roles = {s["stream"].get("role") for s in data["result"] if s["stream"]["app"] == "vllm"}
+        assert roles == {"prefill", "decode"}
+
+        errors = wait_until(lambda: server.entries('{app="aigateway"} | json | level="ERROR"', since="15m", limit=50),
+                            timeout=30, what="gateway errors in the demo load")
+        assert all(json.loads(line)["status"] >= 500 for _, line in errors)
+    finally:
+        server.stop(signal.SIGKILL)
