@@ -311,8 +311,8 @@ fn time_range(params: &Params, default_since: Duration) -> Result<TimeRange, Api
             "end timestamp must not be before or equal to start time",
         ));
     }
-    // Loki includes entries stamped exactly `end` in log queries.
-    Ok(TimeRange::new(start, end.saturating_add(1)))
+    // Loki returns entries with timestamp >= start and < end.
+    Ok(TimeRange::new(start, end))
 }
 
 fn check_query_length(state: &AppState, range: TimeRange) -> Result<(), ApiError> {

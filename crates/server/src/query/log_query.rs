@@ -329,6 +329,11 @@ fn run_tasks(
     let mut streams: Vec<ResultStream> = by_stream
         .into_iter()
         .map(|(labels, mut entries)| {
+            // A client that retries a push (after a timeout or a 5xx) sends the
+            // same entries again: like Loki, identical (timestamp, line) pairs
+            // of one stream are returned once.
+            entries.sort_by(|a, b| (a.timestamp_ns, &a.line).cmp(&(b.timestamp_ns, &b.line)));
+            entries.dedup_by(|a, b| a.timestamp_ns == b.timestamp_ns && a.line == b.line);
             match query.direction {
                 Direction::Backward => entries.sort_by(|a, b| b.timestamp_ns.cmp(&a.timestamp_ns)),
                 Direction::Forward => entries.sort_by(|a, b| a.timestamp_ns.cmp(&b.timestamp_ns)),
