@@ -101,16 +101,8 @@ pub(crate) fn eval_vector_agg(
             let first = acc.count == 1;
             match agg.op {
                 VectorOp::Sum | VectorOp::Avg => acc.a += v,
-                VectorOp::Min => {
-                    if first || acc.a > v || acc.a.is_nan() {
-                        acc.a = v;
-                    }
-                }
-                VectorOp::Max => {
-                    if first || acc.a < v || acc.a.is_nan() {
-                        acc.a = v;
-                    }
-                }
+                VectorOp::Min if first || acc.a > v || acc.a.is_nan() => acc.a = v,
+                VectorOp::Max if first || acc.a < v || acc.a.is_nan() => acc.a = v,
                 VectorOp::Stddev | VectorOp::Stdvar => {
                     let delta = v - acc.a;
                     acc.a += delta / f64::from(acc.count);

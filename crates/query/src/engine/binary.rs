@@ -195,7 +195,7 @@ fn or(b: &BinaryExpr, l: Vec<SSeries>, r: Vec<SSeries>) -> Result<Vec<SSeries>, 
     for mut s in r {
         let steps = present.get(&signature(&s.labels, m));
         s.points
-            .retain(|p| !steps.is_some_and(|st| st.binary_search(&p.0).is_ok()));
+            .retain(|p| steps.is_none_or(|st| st.binary_search(&p.0).is_err()));
         if !s.points.is_empty() {
             out.push(s);
         }
