@@ -26,15 +26,6 @@ pub(crate) fn eval_range(
     let from = steps.ts(0).saturating_sub(range).saturating_sub(offset);
     let to = last_ts.saturating_sub(offset);
     let raw = source.samples(agg, from, to)?;
-    for s in &raw {
-        if let Some(e) = s.labels.get("__error__") {
-            return Err(EngineError::Pipeline {
-                error: e.to_string(),
-                series: s.labels.to_string(),
-            });
-        }
-    }
-
     if agg.op == RangeOp::AbsentOverTime {
         return Ok(absent_over_time(agg, raw, steps, range, offset));
     }
@@ -62,6 +53,16 @@ pub(crate) fn eval_range(
             apply(agg, w, range_secs)
         });
         if !points.is_empty() {
+            // As Loki: a result series still carrying `__error__` fails the query
+            // (unless `__preserve_error__="true"`); grouping may have dropped it.
+            if let Some(e) = labels.get("__error__")
+                && labels.get("__preserve_error__") != Some("true")
+            {
+                return Err(EngineError::Pipeline {
+                    error: e.to_string(),
+                    series: labels.to_string(),
+                });
+            }
             out.push(SSeries { labels, points });
         }
     }

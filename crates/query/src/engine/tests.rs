@@ -648,6 +648,12 @@ fn max_series() {
 fn error_label_fails_the_query() {
     let e = error(r#"count_over_time({app="bad"}[1m])"#, 100);
     assert!(e.starts_with("pipeline error: 'JSONParserErr'"), "{e}");
+    // Grouping drops the label (as Loki's range evaluator sees grouped labels).
+    instant(
+        r#"sum_over_time({app="bad"} | unwrap v [1m]) by (app)"#,
+        60,
+        &[(r#"{app="bad"}"#, 1.0)],
+    );
 }
 
 #[test]
@@ -739,5 +745,42 @@ proptest! {
         let a = evaluate(&metric(&q1), &params, &mem);
         let b = evaluate(&metric(&q2), &params, &mem);
         prop_assert_eq!(a, b);
+    }
+}
+
+/// Scale check (run with `--release -- --ignored`): 4 million samples, 1440 steps.
+#[test]
+#[ignore]
+fn scale_four_million_samples() {
+    let day = 86_400i64;
+    let streams: Vec<Stream> = (0..100)
+        .map(|i| Stream {
+            labels: Labels::from_pairs([("app", "p".to_string()), ("id", format!("{i}"))]),
+            entries: (0..40_000)
+                .map(|k| Entry {
+                    ts: k * day * SEC / 40_000 + i,
+                    bytes: 100.0,
+                    val: k as f64,
+                })
+                .collect(),
+        })
+        .collect();
+    let mem = Mem { streams };
+    let params = EvalParams {
+        start_ns: 0,
+        end_ns: day * SEC,
+        step_ns: 60 * SEC,
+        max_series: 1000,
+    };
+    for q in [
+        r#"sum(count_over_time({app="p"}[5m]))"#,
+        r#"sum by (id) (rate({app="p"}[1h]))"#,
+        r#"quantile_over_time(0.99, {app="p"} | unwrap v [5m])"#,
+        r#"topk(5, sum_over_time({app="p"} | unwrap v [10m]))"#,
+    ] {
+        let t = std::time::Instant::now();
+        let r = evaluate(&metric(q), &params, &mem);
+        assert!(r.is_ok());
+        eprintln!("{q}: {:?}", t.elapsed());
     }
 }
