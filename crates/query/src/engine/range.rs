@@ -184,7 +184,7 @@ fn apply(agg: &RangeAggregation, w: &[Sample], range_secs: f64) -> Option<f64> {
         RangeOp::Rate => sum() / range_secs,
         RangeOp::BytesOverTime | RangeOp::SumOverTime => sum(),
         RangeOp::BytesRate => sum() / range_secs,
-        RangeOp::AvgOverTime => sum() / n,
+        RangeOp::AvgOverTime => avg(w),
         RangeOp::MinOverTime => w
             .iter()
             .map(|s| s.value)
@@ -202,6 +202,24 @@ fn apply(agg: &RangeAggregation, w: &[Sample], range_secs: f64) -> Option<f64> {
         // Handled separately; never a point here.
         RangeOp::AbsentOverTime => return None,
     })
+}
+
+/// Loki's incremental mean (keeps an infinite mean when finite values follow).
+fn avg(w: &[Sample]) -> f64 {
+    let (mut mean, mut count) = (0.0f64, 0.0f64);
+    for s in w {
+        count += 1.0;
+        if mean.is_infinite() {
+            if s.value.is_infinite() && (mean > 0.0) == (s.value > 0.0) {
+                continue;
+            }
+            if s.value.is_finite() {
+                continue;
+            }
+        }
+        mean += s.value / count - mean / count;
+    }
+    mean
 }
 
 /// Population variance (Welford).
@@ -243,6 +261,11 @@ pub(crate) fn quantile(q: f64, w: &[Sample]) -> f64 {
 
 /// Counter increase over the window with reset handling: `last - first`, plus the
 /// value before each decrease. Fewer than two samples: 0.
+///
+/// Loki calls Prometheus' `extrapolatedRate` here, but with nanosecond sample times
+/// against a millisecond range, which makes the extrapolation factor
+/// `1 + range_s / (sampled interval in µs)`, i.e. practically 1: this is the
+/// no-extrapolation equivalent.
 fn counter_increase(w: &[Sample]) -> f64 {
     if w.len() < 2 {
         return 0.0;
