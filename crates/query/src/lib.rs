@@ -9,6 +9,7 @@
 
 pub mod ast;
 pub mod duration;
+pub mod engine;
 pub mod lexer;
 pub mod line_filter;
 mod parser;

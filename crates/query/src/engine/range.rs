@@ -1,0 +1,282 @@
+//! Range-vector functions (`count_over_time`, `rate`, `*_over_time`, ...).
+//!
+//! The source is asked once for `[first step - range - offset, last step - offset]`.
+//! Each series is then swept with two pointers: the window of step `t` is
+//! `(t - range - offset, t - offset]`, and since steps increase both ends only move
+//! forward. Functions that need every value of the window (sum, quantile, ...) look
+//! only at that window, so the cost is `samples × range/step`, as in Loki.
+
+use std::collections::HashMap;
+
+use inferscope_model::{Labels, MatchOp};
+
+use super::value::{EngineError, Sample, Series};
+use super::{SSeries, SampleSource, Steps, group_labels};
+use crate::ast::{RangeAggregation, RangeOp};
+
+/// Evaluates one range aggregation into series sorted by labels.
+pub(crate) fn eval_range(
+    agg: &RangeAggregation,
+    steps: Steps,
+    source: &dyn SampleSource,
+) -> Result<Vec<SSeries>, EngineError> {
+    let offset = agg.offset_ns.unwrap_or(0);
+    let range = agg.range_ns;
+    let last_ts = steps.ts(steps.n.saturating_sub(1));
+    let from = steps.ts(0).saturating_sub(range).saturating_sub(offset);
+    let to = last_ts.saturating_sub(offset);
+    let raw = source.samples(agg, from, to)?;
+    if agg.op == RangeOp::AbsentOverTime {
+        return Ok(absent_over_time(agg, raw, steps, range, offset));
+    }
+
+    // Group series (by the grouping, or by identical labels) and merge their samples.
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut groups: Vec<(Labels, Vec<Vec<Sample>>)> = Vec::new();
+    for s in raw {
+        let key = match &agg.grouping {
+            Some(g) => group_labels(&s.labels, Some(g)),
+            None => s.labels,
+        };
+        let i = *index.entry(key.clone()).or_insert_with(|| {
+            groups.push((key, Vec::new()));
+            groups.len() - 1
+        });
+        groups[i].1.push(s.samples);
+    }
+
+    let range_secs = range as f64 / 1e9;
+    let mut out = Vec::with_capacity(groups.len());
+    for (labels, parts) in groups {
+        let samples = merge_parts(parts);
+        let points = sweep(&samples, steps, range, offset, |w| {
+            apply(agg, w, range_secs)
+        });
+        if !points.is_empty() {
+            // As Loki: a result series still carrying `__error__` fails the query
+            // (unless `__preserve_error__="true"`); grouping may have dropped it.
+            if let Some(e) = labels.get("__error__")
+                && labels.get("__preserve_error__") != Some("true")
+            {
+                return Err(EngineError::Pipeline {
+                    error: e.to_string(),
+                    series: labels.to_string(),
+                });
+            }
+            out.push(SSeries { labels, points });
+        }
+    }
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(out)
+}
+
+/// Concatenates sample lists and sorts them by time (stable), skipping the sort when
+/// there is a single already-sorted list.
+fn merge_parts(mut parts: Vec<Vec<Sample>>) -> Vec<Sample> {
+    let mut samples = if parts.len() == 1 {
+        parts.pop().unwrap_or_default()
+    } else {
+        parts.concat()
+    };
+    if !samples
+        .windows(2)
+        .all(|w| w[0].timestamp_ns <= w[1].timestamp_ns)
+    {
+        samples.sort_by_key(|s| s.timestamp_ns);
+    }
+    samples
+}
+
+/// Slides the window over `samples` for every step and calls `f` on each non-empty
+/// window; `f` returning `None` produces no point.
+fn sweep(
+    samples: &[Sample],
+    steps: Steps,
+    range: i64,
+    offset: i64,
+    mut f: impl FnMut(&[Sample]) -> Option<f64>,
+) -> Vec<(u32, f64)> {
+    let mut points = Vec::new();
+    let (mut lo, mut hi) = (0usize, 0usize);
+    for i in 0..steps.n {
+        let end = steps.ts(i).saturating_sub(offset);
+        let start = end.saturating_sub(range);
+        while hi < samples.len() && samples[hi].timestamp_ns <= end {
+            hi += 1;
+        }
+        while lo < hi && samples[lo].timestamp_ns <= start {
+            lo += 1;
+        }
+        if lo == hi {
+            continue;
+        }
+        if let Some(v) = f(&samples[lo..hi]) {
+            points.push((i as u32, v));
+        }
+    }
+    points
+}
+
+/// `absent_over_time`: 1 at the steps where no series has a sample in the window.
+fn absent_over_time(
+    agg: &RangeAggregation,
+    raw: Vec<Series>,
+    steps: Steps,
+    range: i64,
+    offset: i64,
+) -> Vec<SSeries> {
+    let mut ts: Vec<i64> = raw
+        .iter()
+        .flat_map(|s| s.samples.iter().map(|x| x.timestamp_ns))
+        .collect();
+    ts.sort_unstable();
+    let mut points = Vec::new();
+    let (mut lo, mut hi) = (0usize, 0usize);
+    for i in 0..steps.n {
+        let end = steps.ts(i).saturating_sub(offset);
+        let start = end.saturating_sub(range);
+        while hi < ts.len() && ts[hi] <= end {
+            hi += 1;
+        }
+        while lo < hi && ts[lo] <= start {
+            lo += 1;
+        }
+        if lo == hi {
+            points.push((i as u32, 1.0));
+        }
+    }
+    if points.is_empty() {
+        return Vec::new();
+    }
+    vec![SSeries {
+        labels: absent_labels(agg),
+        points,
+    }]
+}
+
+/// The labels of `absent_over_time`'s result, as Prometheus' `absent`: every `=`
+/// matcher of the stream selector, except names that also appear in another matcher.
+pub(crate) fn absent_labels(agg: &RangeAggregation) -> Labels {
+    let mut set: Vec<(String, String)> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for m in &agg.selector.matchers {
+        if m.name == "__name__" {
+            continue;
+        }
+        if m.op == MatchOp::Eq && !seen.contains(&m.name.as_str()) {
+            set.retain(|(k, _)| *k != m.name);
+            set.push((m.name.clone(), m.value.clone()));
+            seen.push(&m.name);
+        } else {
+            set.retain(|(k, _)| *k != m.name);
+        }
+    }
+    Labels::from_pairs(set)
+}
+
+/// Applies the function to a non-empty window.
+fn apply(agg: &RangeAggregation, w: &[Sample], range_secs: f64) -> Option<f64> {
+    let n = w.len() as f64;
+    let sum = || w.iter().map(|s| s.value).sum::<f64>();
+    Some(match agg.op {
+        RangeOp::CountOverTime => n,
+        RangeOp::Rate if agg.unwrap.is_none() => n / range_secs,
+        RangeOp::Rate => sum() / range_secs,
+        RangeOp::BytesOverTime | RangeOp::SumOverTime => sum(),
+        RangeOp::BytesRate => sum() / range_secs,
+        RangeOp::AvgOverTime => avg(w),
+        RangeOp::MinOverTime => w
+            .iter()
+            .map(|s| s.value)
+            .fold(f64::NAN, |m, v| if m.is_nan() || v < m { v } else { m }),
+        RangeOp::MaxOverTime => w
+            .iter()
+            .map(|s| s.value)
+            .fold(f64::NAN, |m, v| if m.is_nan() || v > m { v } else { m }),
+        RangeOp::StdvarOverTime => stdvar(w),
+        RangeOp::StddevOverTime => stdvar(w).sqrt(),
+        RangeOp::QuantileOverTime => quantile(agg.param.unwrap_or(f64::NAN), w),
+        RangeOp::FirstOverTime => w[0].value,
+        RangeOp::LastOverTime => w[w.len() - 1].value,
+        RangeOp::RateCounter => counter_increase(w) / range_secs,
+        // Handled separately; never a point here.
+        RangeOp::AbsentOverTime => return None,
+    })
+}
+
+/// Loki's incremental mean (keeps an infinite mean when finite values follow).
+fn avg(w: &[Sample]) -> f64 {
+    let (mut mean, mut count) = (0.0f64, 0.0f64);
+    for s in w {
+        count += 1.0;
+        if mean.is_infinite() {
+            if s.value.is_infinite() && (mean > 0.0) == (s.value > 0.0) {
+                continue;
+            }
+            if s.value.is_finite() {
+                continue;
+            }
+        }
+        mean += s.value / count - mean / count;
+    }
+    mean
+}
+
+/// Population variance (Welford).
+fn stdvar(w: &[Sample]) -> f64 {
+    let (mut count, mut mean, mut m2) = (0.0f64, 0.0f64, 0.0f64);
+    for s in w {
+        count += 1.0;
+        let delta = s.value - mean;
+        mean += delta / count;
+        m2 += delta * (s.value - mean);
+    }
+    m2 / count
+}
+
+/// Prometheus `quantile`: φ < 0 → -Inf, φ > 1 → +Inf, linear interpolation between
+/// the closest ranks `φ·(n-1)`.
+pub(crate) fn quantile(q: f64, w: &[Sample]) -> f64 {
+    if q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    let mut v: Vec<f64> = w.iter().map(|s| s.value).collect();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let rank = q * (n - 1) as f64;
+    let lower = (rank.floor() as usize).min(n - 1);
+    let upper = (lower + 1).min(n - 1);
+    let weight = rank - rank.floor();
+    if weight == 0.0 {
+        return v[lower];
+    }
+    v[lower] * (1.0 - weight) + v[upper] * weight
+}
+
+/// Counter increase over the window with reset handling: `last - first`, plus the
+/// value before each decrease. Fewer than two samples: 0.
+///
+/// Loki calls Prometheus' `extrapolatedRate` here, but with nanosecond sample times
+/// against a millisecond range, which makes the extrapolation factor
+/// `1 + range_s / (sampled interval in µs)`, i.e. practically 1: this is the
+/// no-extrapolation equivalent.
+fn counter_increase(w: &[Sample]) -> f64 {
+    if w.len() < 2 {
+        return 0.0;
+    }
+    let mut result = w[w.len() - 1].value - w[0].value;
+    let mut prev = w[0].value;
+    for s in &w[1..] {
+        if s.value < prev {
+            result += prev;
+        }
+        prev = s.value;
+    }
+    result
+}
