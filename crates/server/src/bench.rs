@@ -185,10 +185,10 @@ fn progress(len: u64, what: &str) -> ProgressBar {
 }
 
 fn generate(args: &BenchArgs, work: &Path) -> anyhow::Result<Dataset> {
-    const AVG_LINE: u64 = 300;
-    let span_ns: i64 = 24 * 3600 * 1_000_000_000;
-    let now = crate::http::params::now_ns();
-    let start_ns = now - span_ns - 60 * 1_000_000_000;
+    // About 24 h of data for the typical line length; starting 48 h back keeps
+    // the timeline in the past whatever the generated lines' real length.
+    const AVG_LINE: u64 = 250;
+    let start_ns = crate::http::params::now_ns() - 48 * 3600 * 1_000_000_000;
     let mut generator = Generator::new(GeneratorConfig {
         seed: 42,
         streams: 200,

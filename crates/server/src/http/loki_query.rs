@@ -15,13 +15,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use inferscope_model::{Direction, Labels, TimeRange};
-use inferscope_query::{Expr, parse};
+use inferscope_query::engine::{EngineError, EvalParams};
+use inferscope_query::{Expr, MetricExpr, parse};
 
 use crate::error::ApiError;
 use crate::http::params::{Params, now_ns};
 use crate::metrics::{QUERY_BYTES_SCANNED, QUERY_REQUESTS, QUERY_SECONDS};
 use crate::query::log_query::{LogQuery, LogQueryError, execute};
-use crate::query::response::{LabelsOut, StreamsData, Success};
+use crate::query::metric_query::execute_blocking;
+use crate::query::response::{LabelsOut, MetricData, StatsOut, StreamsData, Success};
 use crate::query::selector::parse_matchers;
 use crate::state::AppState;
 use crate::tenant::tenant_of;
@@ -120,8 +122,25 @@ async fn query_range_inner(
             )
             .await
         }
-        Expr::Metric(_) => Err(metric_queries_unsupported()),
+        Expr::Metric(expr) => {
+            let step = match params.duration("step")? {
+                Some(step) => step,
+                None => default_step(range),
+            };
+            if step.is_zero() {
+                return Err(ApiError::bad_request(
+                    "zero or negative query resolution step widths are not accepted. Try a positive integer",
+                ));
+            }
+            run_metric_query(state, tenant, expr, range.start_ns, range.end_ns, step.as_nanos() as i64).await
+        }
     }
+}
+
+/// Loki's default step: the range / 250, at least one second.
+fn default_step(range: TimeRange) -> Duration {
+    let seconds = ((range.end_ns - range.start_ns) as f64 / 1e9 / 250.0).floor().max(1.0);
+    Duration::from_secs_f64(seconds)
 }
 
 async fn query_instant(
@@ -132,29 +151,65 @@ async fn query_instant(
 ) -> Response {
     let started = Instant::now();
     let result = async {
-        tenant_of(&headers, state.config.auth_enabled)?;
+        let tenant = tenant_of(&headers, state.config.auth_enabled)?;
         let params = Params::parse(raw.as_deref(), Some(&body))?;
         let query = params
             .get("query")
             .ok_or_else(|| ApiError::bad_request("missing required parameter \"query\""))?;
-        params.time_ns("time")?;
+        let time = params.time_ns("time")?.unwrap_or_else(now_ns);
         query_limit(&state, &params)?;
         direction(&params)?;
         match parse(query).map_err(|e| ApiError::bad_request(e.to_string()))? {
             Expr::Log(_) => Err(ApiError::bad_request(
                 "log queries are not supported as an instant query type, please change your query to a range query type",
             )),
-            Expr::Metric(_) => Err(metric_queries_unsupported()),
+            Expr::Metric(expr) => run_metric_query(&state, tenant, expr, time, time, 1).await,
         }
     }
     .await;
     observe(&state, "query", started, result)
 }
 
-fn metric_queries_unsupported() -> ApiError {
-    ApiError::bad_request(
-        "metric queries are not supported by this version of Inferscope yet: only log queries are",
-    )
+async fn run_metric_query(
+    state: &AppState,
+    tenant: String,
+    expr: MetricExpr,
+    start_ns: i64,
+    end_ns: i64,
+    step_ns: i64,
+) -> Result<Response, ApiError> {
+    let params = EvalParams {
+        start_ns,
+        end_ns,
+        step_ns,
+        max_series: state.config.limits_config.max_query_series,
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    let timeout = state.config.limits_config.query_timeout;
+    let store = state.store.clone();
+    let runtime = tokio::runtime::Handle::current();
+    let task_cancel = cancel.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        execute_blocking(&store, &tenant, &expr, &params, runtime, &task_cancel)
+    });
+    let (value, stats) = match tokio::time::timeout(timeout, task).await {
+        Err(_) => {
+            cancel.store(true, Ordering::Relaxed);
+            return Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("query timed out after {} (limits_config.query_timeout)", format_duration(timeout)),
+            ));
+        }
+        Ok(Err(e)) => return Err(ApiError::internal("metric query task failed", &e)),
+        Ok(Ok(Err(EngineError::Source(message)))) => {
+            return Err(ApiError::internal("query failed in storage", &message));
+        }
+        Ok(Ok(Err(e))) => return Err(ApiError::bad_request(e.to_string())),
+        Ok(Ok(Ok(result))) => result,
+    };
+    state.metrics.add(QUERY_BYTES_SCANNED, &[], stats.bytes_scanned as f64);
+    let data = MetricData { value: &value, stats: StatsOut::from(&stats) };
+    Ok(Json(Success::new(data)).into_response())
 }
 
 async fn run_log_query(state: &AppState, query: LogQuery) -> Result<Response, ApiError> {

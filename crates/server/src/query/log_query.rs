@@ -95,7 +95,7 @@ pub enum LogQueryError {
 }
 
 /// Pushes a LogQL line filter down into the storage scan.
-struct PushedDownFilter(LineFilter);
+pub(crate) struct PushedDownFilter(pub(crate) LineFilter);
 
 impl inferscope_storage::LineFilter for PushedDownFilter {
     fn keep(&self, line: &[u8]) -> bool {

@@ -1,5 +1,6 @@
 //! Query orchestration: turning a parsed LogQL query into storage scans and
 //! the scans' output into Loki's response shapes.
 pub mod log_query;
+pub mod metric_query;
 pub mod response;
 pub mod selector;

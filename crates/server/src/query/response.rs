@@ -238,3 +238,112 @@ mod tests {
         );
     }
 }
+
+/// The data of a metric query: `vector`, `matrix` or `scalar`, as Loki
+/// (and Prometheus) shape them: times as float seconds, values as strings.
+pub struct MetricData<'a> {
+    /// The engine's result.
+    pub value: &'a inferscope_query::engine::Value,
+    /// Execution statistics.
+    pub stats: StatsOut,
+}
+
+/// Formats a sample value the way Prometheus does (`NaN`, `+Inf`, `-Inf`).
+pub fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        v.to_string()
+    }
+}
+
+/// `[<seconds>, "<value>"]`.
+struct PointOut(inferscope_query::engine::Sample);
+
+impl Serialize for PointOut {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let seconds = self.0.timestamp_ns as f64 / 1e9;
+        (seconds, format_value(self.0.value)).serialize(s)
+    }
+}
+
+impl Serialize for MetricData<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use inferscope_query::engine::Value;
+        let mut map = s.serialize_map(Some(3))?;
+        match self.value {
+            Value::Vector(samples) => {
+                #[derive(Serialize)]
+                struct Out<'a> {
+                    metric: LabelsOut<'a>,
+                    value: PointOut,
+                }
+                map.serialize_entry("resultType", "vector")?;
+                let out: Vec<Out<'_>> = samples
+                    .iter()
+                    .map(|v| Out { metric: LabelsOut(&v.labels), value: PointOut(v.sample) })
+                    .collect();
+                map.serialize_entry("result", &out)?;
+            }
+            Value::Matrix(series) => {
+                #[derive(Serialize)]
+                struct Out<'a> {
+                    metric: LabelsOut<'a>,
+                    values: Vec<PointOut>,
+                }
+                map.serialize_entry("resultType", "matrix")?;
+                let out: Vec<Out<'_>> = series
+                    .iter()
+                    .map(|s| Out {
+                        metric: LabelsOut(&s.labels),
+                        values: s.samples.iter().copied().map(PointOut).collect(),
+                    })
+                    .collect();
+                map.serialize_entry("result", &out)?;
+            }
+            Value::Scalar(sample) => {
+                map.serialize_entry("resultType", "scalar")?;
+                map.serialize_entry("result", &PointOut(*sample))?;
+            }
+        }
+        map.serialize_entry("stats", &self.stats)?;
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod metric_tests {
+    use inferscope_query::engine::{Sample, Series, Value, VectorSample};
+
+    use super::*;
+
+    #[test]
+    fn metric_shapes_match_loki() {
+        let stats = || StatsOut::from(&QueryStats::default());
+        let labels = Labels::from_pairs([("app", "x")]);
+        let vector = Value::Vector(vec![VectorSample {
+            labels: labels.clone(),
+            sample: Sample { timestamp_ns: 1_700_000_000_500_000_000, value: 2.0 },
+        }]);
+        let v = serde_json::to_value(Success::new(MetricData { value: &vector, stats: stats() })).expect("json");
+        assert_eq!(v["data"]["resultType"], "vector");
+        assert_eq!(v["data"]["result"][0]["metric"]["app"], "x");
+        assert_eq!(v["data"]["result"][0]["value"], serde_json::json!([1_700_000_000.5, "2"]));
+
+        let matrix = Value::Matrix(vec![Series {
+            labels,
+            samples: vec![Sample { timestamp_ns: 1_000_000_000, value: f64::NAN }, Sample { timestamp_ns: 2_000_000_000, value: 0.25 }],
+        }]);
+        let m = serde_json::to_value(Success::new(MetricData { value: &matrix, stats: stats() })).expect("json");
+        assert_eq!(m["data"]["resultType"], "matrix");
+        assert_eq!(m["data"]["result"][0]["values"], serde_json::json!([[1.0, "NaN"], [2.0, "0.25"]]));
+
+        let scalar = Value::Scalar(Sample { timestamp_ns: 3_000_000_000, value: f64::INFINITY });
+        let s = serde_json::to_value(Success::new(MetricData { value: &scalar, stats: stats() })).expect("json");
+        assert_eq!(s["data"], serde_json::json!({"resultType": "scalar", "result": [3.0, "+Inf"], "stats": s["data"]["stats"].clone()}));
+    }
+}
