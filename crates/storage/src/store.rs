@@ -451,6 +451,7 @@ impl Store {
                 tasks.push(ScanTask {
                     kind: TaskKind::Block {
                         block: l.clone(),
+                        with_metadata: b.meta.meta_pairs != Some(0),
                         streams: std::mem::take(group),
                     },
                     range,
@@ -615,6 +616,7 @@ impl Store {
             crc32,
             rows: built.rows,
             line_bytes: built.line_bytes,
+            meta_pairs: Some(built.meta_pairs),
             level,
             streams: built.streams,
         })

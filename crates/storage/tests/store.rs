@@ -410,3 +410,28 @@ async fn concurrent_appends_and_flushes_lose_nothing() {
         2005
     );
 }
+
+#[tokio::test]
+async fn blocks_without_metadata_skip_the_column() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(config(dir.path())).await.expect("open");
+    let entries = (0..100)
+        .map(|t| LogEntry::new(t, format!("plain {t}")))
+        .collect();
+    store
+        .append(
+            "t1",
+            &[PushStream {
+                labels: labels("api", "p1"),
+                entries,
+            }],
+        )
+        .expect("append");
+    store.flush().await.expect("flush");
+    let got = scan_all(&store, vec![], TimeRange::new(10, 20), None).await;
+    assert_eq!(got.len(), 10);
+    assert_eq!(
+        got[&(labels("api", "p1").to_string(), 12)],
+        ("plain 12".to_string(), vec![])
+    );
+}
