@@ -705,6 +705,20 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the head is over `head_max_bytes` or older than
+    /// `head_max_age`, i.e. whether [`Store::maintain`] would flush now. The
+    /// server can poll it after appends to call `maintain` early and keep
+    /// memory bounded under heavy ingest.
+    pub fn flush_due(&self) -> bool {
+        let cfg = &self.inner.config;
+        let st = self.inner.state.read();
+        st.head.bytes() > cfg.head_max_bytes
+            || st
+                .head
+                .first_insert()
+                .is_some_and(|t| t.elapsed() >= cfg.head_max_age)
+    }
+
     /// Periodic work: sync the WAL for the interval policy, flush the head
     /// when it is too large or too old, compact small blocks, apply retention.
     pub async fn maintain(&self) -> Result<(), StorageError> {

@@ -435,3 +435,28 @@ async fn blocks_without_metadata_skip_the_column() {
         ("plain 12".to_string(), vec![])
     );
 }
+
+#[tokio::test]
+async fn maintain_flushes_when_head_is_too_large() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = config(dir.path());
+    c.head_max_bytes = 1000;
+    let store = Store::open(c).await.expect("open");
+    store
+        .append("t1", &[push("api", "p1", 0..5)])
+        .expect("append");
+    assert!(!store.flush_due());
+    store.maintain().await.expect("maintain");
+    assert_eq!(store.metrics().flushes, 0);
+    store
+        .append("t1", &[push("api", "p1", 5..100)])
+        .expect("append");
+    assert!(store.flush_due());
+    store.maintain().await.expect("maintain");
+    let m = store.metrics();
+    assert_eq!((m.flushes, m.blocks, m.head_entries), (1, 1, 0));
+    assert_eq!(
+        scan_all(&store, vec![], TimeRange::all(), None).await.len(),
+        100
+    );
+}

@@ -16,7 +16,7 @@ use crate::error::StorageError;
 use crate::manifest::StreamMeta;
 
 /// zstd level used for blocks.
-pub const ZSTD_LEVEL: i32 = 6;
+pub const ZSTD_LEVEL: i32 = 3;
 /// Rows buffered before an Arrow batch is handed to the Parquet writer.
 const BATCH_ROWS: usize = 32 * 1024;
 /// Target uncompressed size of a data page.
