@@ -123,13 +123,17 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
+    const FLUSH_BATCHES: u64 = 5;
+    g.throughput(Throughput::Bytes(raw * FLUSH_BATCHES));
     g.bench_function("flush", |b| {
         b.iter_custom(|iters| {
             let dir = tempfile::tempdir().expect("tempdir");
             let store = rt.block_on(open(dir.path(), WalSync::Never));
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                store.append("fake", &data).expect("append");
+                for _ in 0..FLUSH_BATCHES {
+                    store.append("fake", &data).expect("append");
+                }
                 let t = Instant::now();
                 rt.block_on(store.flush()).expect("flush");
                 total += t.elapsed();

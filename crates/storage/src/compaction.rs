@@ -75,7 +75,7 @@ pub fn merge(
             .map(|s| s.row_start as usize..(s.row_start + s.row_count) as usize)
             .collect();
         let mut rows: Vec<Vec<Row>> = vec![Vec::new(); ranges.len()];
-        loaded.read_ranges(&ranges, |idx, ts, line, meta| {
+        loaded.read_ranges(&ranges, true, |idx, ts, line, meta| {
             rows[idx].push((ts, line.to_string(), meta.to_vec()));
         })?;
         for (idx, r) in rows.into_iter().enumerate() {
@@ -116,6 +116,7 @@ mod tests {
             crc32: 0,
             rows: 1,
             line_bytes: size,
+            meta_pairs: None,
             level: 0,
             streams: vec![],
         })

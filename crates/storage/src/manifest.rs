@@ -57,6 +57,10 @@ pub struct BlockMeta {
     pub rows: u64,
     /// Sum of line lengths (uncompressed).
     pub line_bytes: u64,
+    /// Structured metadata pairs in the block (`None`: unknown). When zero,
+    /// scans do not decode the metadata column.
+    #[serde(default)]
+    pub meta_pairs: Option<u64>,
     /// 0 for flushed blocks, +1 per compaction.
     pub level: u32,
     /// Streams in row order.

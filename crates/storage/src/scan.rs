@@ -145,6 +145,8 @@ pub(crate) enum TaskKind {
     Head(StreamSnapshot),
     Block {
         block: Arc<LoadedBlock>,
+        /// Whether the metadata column must be decoded.
+        with_metadata: bool,
         /// Streams with their row ranges, sorted by row.
         streams: Vec<(Labels, Range<usize>)>,
     },
@@ -163,7 +165,7 @@ impl std::fmt::Debug for ScanTask {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match &self.kind {
             TaskKind::Head(s) => format!("head {}", s.labels),
-            TaskKind::Block { block, streams } => {
+            TaskKind::Block { block, streams, .. } => {
                 format!("block {} ({} streams)", block.key, streams.len())
             }
         };
@@ -222,10 +224,14 @@ impl ScanTask {
                     }
                 }
             }
-            TaskKind::Block { block, streams } => {
+            TaskKind::Block {
+                block,
+                streams,
+                with_metadata,
+            } => {
                 stats.blocks = 1;
                 let ranges: Vec<Range<usize>> = streams.iter().map(|s| s.1.clone()).collect();
-                block.read_ranges(&ranges, |idx, ts, line, meta| {
+                block.read_ranges(&ranges, *with_metadata, |idx, ts, line, meta| {
                     if !range.contains(ts) {
                         return;
                     }

@@ -451,6 +451,7 @@ impl Store {
                 tasks.push(ScanTask {
                     kind: TaskKind::Block {
                         block: l.clone(),
+                        with_metadata: b.meta.meta_pairs != Some(0),
                         streams: std::mem::take(group),
                     },
                     range,
@@ -615,6 +616,7 @@ impl Store {
             crc32,
             rows: built.rows,
             line_bytes: built.line_bytes,
+            meta_pairs: Some(built.meta_pairs),
             level,
             streams: built.streams,
         })
@@ -701,6 +703,20 @@ impl Store {
         tokio::task::spawn_blocking(move || inner.wal.remove_below(boundary)).await??;
         self.inner.counters.flushes.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Whether the head is over `head_max_bytes` or older than
+    /// `head_max_age`, i.e. whether [`Store::maintain`] would flush now. The
+    /// server can poll it after appends to call `maintain` early and keep
+    /// memory bounded under heavy ingest.
+    pub fn flush_due(&self) -> bool {
+        let cfg = &self.inner.config;
+        let st = self.inner.state.read();
+        st.head.bytes() > cfg.head_max_bytes
+            || st
+                .head
+                .first_insert()
+                .is_some_and(|t| t.elapsed() >= cfg.head_max_age)
     }
 
     /// Periodic work: sync the WAL for the interval policy, flush the head

@@ -410,3 +410,53 @@ async fn concurrent_appends_and_flushes_lose_nothing() {
         2005
     );
 }
+
+#[tokio::test]
+async fn blocks_without_metadata_skip_the_column() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(config(dir.path())).await.expect("open");
+    let entries = (0..100)
+        .map(|t| LogEntry::new(t, format!("plain {t}")))
+        .collect();
+    store
+        .append(
+            "t1",
+            &[PushStream {
+                labels: labels("api", "p1"),
+                entries,
+            }],
+        )
+        .expect("append");
+    store.flush().await.expect("flush");
+    let got = scan_all(&store, vec![], TimeRange::new(10, 20), None).await;
+    assert_eq!(got.len(), 10);
+    assert_eq!(
+        got[&(labels("api", "p1").to_string(), 12)],
+        ("plain 12".to_string(), vec![])
+    );
+}
+
+#[tokio::test]
+async fn maintain_flushes_when_head_is_too_large() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = config(dir.path());
+    c.head_max_bytes = 1000;
+    let store = Store::open(c).await.expect("open");
+    store
+        .append("t1", &[push("api", "p1", 0..5)])
+        .expect("append");
+    assert!(!store.flush_due());
+    store.maintain().await.expect("maintain");
+    assert_eq!(store.metrics().flushes, 0);
+    store
+        .append("t1", &[push("api", "p1", 5..100)])
+        .expect("append");
+    assert!(store.flush_due());
+    store.maintain().await.expect("maintain");
+    let m = store.metrics();
+    assert_eq!((m.flushes, m.blocks, m.head_entries), (1, 1, 0));
+    assert_eq!(
+        scan_all(&store, vec![], TimeRange::all(), None).await.len(),
+        100
+    );
+}

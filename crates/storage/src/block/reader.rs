@@ -80,6 +80,7 @@ impl LoadedBlock {
     pub fn read_ranges(
         &self,
         ranges: &[Range<usize>],
+        with_metadata: bool,
         mut f: impl FnMut(usize, i64, &str, MetadataRef<'_>),
     ) -> Result<(), StorageError> {
         let total = self.rows();
@@ -101,12 +102,14 @@ impl LoadedBlock {
             key: self.key.clone(),
             source: e,
         };
+        let columns: &[usize] = if with_metadata { &[1, 2, 3] } else { &[1, 2] };
+        let columns = columns.iter().copied();
         let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
             self.data.clone(),
             self.meta.clone(),
         )
         .with_batch_size(READ_BATCH_ROWS)
-        .with_projection(ProjectionMask::roots(self.meta.parquet_schema(), [1, 2, 3]));
+        .with_projection(ProjectionMask::roots(self.meta.parquet_schema(), columns));
         if wanted < total {
             builder = builder.with_row_selection(RowSelection::from_consecutive_ranges(
                 ranges.iter().cloned(),
@@ -118,22 +121,30 @@ impl LoadedBlock {
         let mut remaining = ranges.first().map_or(0, |r| r.len());
         for batch in reader {
             let batch = batch?;
-            let (Some(ts), Some(lines), Some(meta)) = (
+            let (Some(ts), Some(lines)) = (
                 batch
                     .column(0)
                     .as_primitive_opt::<TimestampNanosecondType>(),
                 batch.column(1).as_any().downcast_ref::<StringArray>(),
-                batch.column(2).as_any().downcast_ref::<MapArray>(),
             ) else {
                 return Err(corrupt(&self.key, "unexpected column types"));
             };
-            let (Some(keys), Some(values)) = (
-                meta.keys().as_any().downcast_ref::<StringArray>(),
-                meta.values().as_any().downcast_ref::<StringArray>(),
-            ) else {
-                return Err(corrupt(&self.key, "unexpected metadata types"));
+            let meta = match batch.columns().get(2) {
+                None => None,
+                Some(col) => {
+                    let map = col
+                        .as_any()
+                        .downcast_ref::<MapArray>()
+                        .ok_or_else(|| corrupt(&self.key, "unexpected metadata type"))?;
+                    let (Some(keys), Some(values)) = (
+                        map.keys().as_any().downcast_ref::<StringArray>(),
+                        map.values().as_any().downcast_ref::<StringArray>(),
+                    ) else {
+                        return Err(corrupt(&self.key, "unexpected metadata types"));
+                    };
+                    Some((keys, values, map.value_offsets()))
+                }
             };
-            let offsets = meta.value_offsets();
             let ts_values = ts.values();
             for row in 0..batch.num_rows() {
                 while remaining == 0 {
@@ -144,10 +155,13 @@ impl LoadedBlock {
                     }
                 }
                 remaining -= 1;
-                let m = MetadataRef::Arrow {
-                    keys,
-                    values,
-                    range: offsets[row] as usize..offsets[row + 1] as usize,
+                let m = match meta {
+                    Some((keys, values, offsets)) => MetadataRef::Arrow {
+                        keys,
+                        values,
+                        range: offsets[row] as usize..offsets[row + 1] as usize,
+                    },
+                    None => MetadataRef::Pairs(&[]),
                 };
                 f(range_idx, ts_values[row], lines.value(row), m);
             }

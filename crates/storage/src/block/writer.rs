@@ -6,8 +6,8 @@ use arrow_array::builder::{MapBuilder, StringBuilder, TimestampNanosecondBuilder
 use arrow_array::{ArrayRef, RecordBatch};
 use inferscope_model::Labels;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::KeyValue;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
@@ -35,6 +35,8 @@ pub struct BuiltBlock {
     pub rows: u64,
     /// Sum of line lengths.
     pub line_bytes: u64,
+    /// Structured metadata pairs over all rows.
+    pub meta_pairs: u64,
     /// Smallest timestamp.
     pub min_ts: i64,
     /// Largest timestamp.
@@ -56,33 +58,59 @@ pub struct BlockBuilder {
     current_fp: u64,
     rows: u64,
     line_bytes: u64,
+    meta_pairs: u64,
 }
 
 /// Writer properties used for blocks.
 pub fn writer_properties() -> WriterProperties {
-    let level = ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default();
+    properties(ZSTD_LEVEL, PAGE_BYTES)
+}
+
+fn properties(zstd_level: i32, page_bytes: usize) -> WriterProperties {
+    let level = ZstdLevel::try_new(zstd_level).unwrap_or_default();
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_dictionary_enabled(false)
         .set_column_dictionary_enabled(ColumnPath::from(COL_STREAM_ID), true)
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_column_statistics_enabled(ColumnPath::from(COL_TIMESTAMP), EnabledStatistics::Page)
+        .set_column_encoding(
+            ColumnPath::from(COL_TIMESTAMP),
+            Encoding::DELTA_BINARY_PACKED,
+        )
         .set_column_statistics_enabled(ColumnPath::from(COL_LINE), EnabledStatistics::None)
-        .set_data_page_size_limit(PAGE_BYTES)
+        .set_data_page_size_limit(page_bytes)
         .set_data_page_row_count_limit(64 * 1024)
         .set_write_batch_size(8 * 1024)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_sorting_columns(Some(vec![
+            SortingColumn {
+                column_idx: 0,
+                descending: false,
+                nulls_first: false,
+            },
+            SortingColumn {
+                column_idx: 1,
+                descending: false,
+                nulls_first: false,
+            },
+        ]))
         .build()
 }
 
 impl BlockBuilder {
     /// A new builder; `key` names the block in errors.
     pub fn new(key: &str) -> Result<Self, StorageError> {
-        let writer = ArrowWriter::try_new(Vec::new(), schema(), Some(writer_properties()))
-            .map_err(|source| StorageError::Parquet {
+        Self::with_properties(key, writer_properties())
+    }
+
+    fn with_properties(key: &str, props: WriterProperties) -> Result<Self, StorageError> {
+        let writer = ArrowWriter::try_new(Vec::new(), schema(), Some(props)).map_err(|source| {
+            StorageError::Parquet {
                 key: key.to_string(),
                 source,
-            })?;
+            }
+        })?;
         Ok(BlockBuilder {
             writer,
             key: key.to_string(),
@@ -95,6 +123,7 @@ impl BlockBuilder {
             current_fp: 0,
             rows: 0,
             line_bytes: 0,
+            meta_pairs: 0,
         })
     }
 
@@ -139,6 +168,7 @@ impl BlockBuilder {
         for (k, v) in meta {
             self.meta.keys().append_value(k);
             self.meta.values().append_value(v);
+            self.meta_pairs += 1;
         }
         self.meta.append(true)?;
         self.rows += 1;
@@ -190,8 +220,103 @@ impl BlockBuilder {
             streams: self.streams,
             rows: self.rows,
             line_bytes: self.line_bytes,
+            meta_pairs: self.meta_pairs,
             min_ts,
             max_ts,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json_line(i: u64, seed: &mut u64) -> String {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        let r = *seed;
+        let models = ["llama-3-70b", "mistral-7b-instruct", "qwen2-72b"];
+        format!(
+            r#"{{"timestamp":"2026-11-21T10:{:02}:{:02}.{:06}Z","level":"INFO","message":"request completed","trace_id":"{:016x}{:016x}","model":"{}","latency_ms":{},"status":200,"prompt_tokens":{},"route":"/v1/chat/completions"}}"#,
+            (i / 60_000) % 60,
+            (i / 1000) % 60,
+            (i % 1000) * 1000 + r % 1000,
+            r,
+            r.rotate_left(17) ^ i,
+            models[(r >> 8) as usize % 3],
+            20 + (r >> 20) % 3000,
+            (r >> 32) % 4096,
+        )
+    }
+
+    #[test]
+    #[ignore = "prints compression ratios for tuning"]
+    fn compression_experiment() {
+        let mut seed = 42;
+        let lines: Vec<String> = (0..100_000).map(|i| json_line(i, &mut seed)).collect();
+        let raw: usize = lines.iter().map(|l| l.len()).sum();
+        for (level, page) in [
+            (3, 1 << 20),
+            (3, 8 << 20),
+            (6, 1 << 20),
+            (9, 1 << 20),
+            (12, 1 << 20),
+        ] {
+            let t = std::time::Instant::now();
+            let mut b =
+                BlockBuilder::with_properties("x", properties(level, page)).expect("builder");
+            for s in 0..4 {
+                b.begin_stream(&Labels::from_pairs([("s", s.to_string())]));
+                for (i, l) in lines.iter().enumerate().skip(s).step_by(4) {
+                    b.push(i as i64 * 1_000_000, l, std::iter::empty())
+                        .expect("push");
+                }
+            }
+            let built = b.finish().expect("finish");
+            eprintln!(
+                "zstd {level} page {page}: {:.2}% in {:?}",
+                100.0 * built.data.len() as f64 / raw as f64,
+                t.elapsed()
+            );
+        }
+    }
+
+    #[test]
+    fn block_round_trips() {
+        let mut b = BlockBuilder::new("x").expect("builder");
+        b.begin_stream(&Labels::from_pairs([("a", "1")]));
+        b.push(5, "hello", [("k", "v")].into_iter()).expect("push");
+        b.push(7, "world", std::iter::empty()).expect("push");
+        b.begin_stream(&Labels::from_pairs([("a", "2")]));
+        b.push(1, "other", std::iter::empty()).expect("push");
+        let built = b.finish().expect("finish");
+        assert_eq!((built.rows, built.min_ts, built.max_ts), (3, 1, 7));
+        let crc = crc32fast::hash(&built.data);
+        let size = built.data.len() as u64;
+        let loaded =
+            crate::block::reader::LoadedBlock::load("x", bytes::Bytes::from(built.data), size, crc)
+                .expect("load");
+        let mut got = Vec::new();
+        loaded
+            .read_ranges(&[0..1, 2..3], true, |idx, ts, line, meta| {
+                got.push((idx, ts, line.to_string(), meta.to_vec()))
+            })
+            .expect("read");
+        assert_eq!(
+            got,
+            vec![
+                (
+                    0,
+                    5,
+                    "hello".to_string(),
+                    vec![("k".to_string(), "v".to_string())]
+                ),
+                (1, 1, "other".to_string(), vec![]),
+            ]
+        );
+        let bad =
+            crate::block::reader::LoadedBlock::load("x", bytes::Bytes::from_static(b"nope"), 4, 0);
+        assert!(bad.is_err());
     }
 }
