@@ -11,6 +11,8 @@ if [ ! -f tests/e2e/node_modules/.package-lock.json ] ||
   npm ci --prefix tests/e2e --silent --no-audit --no-fund
 fi
 
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace
 cargo build -p inferscope-server
 

@@ -45,6 +45,10 @@ pub struct BenchArgs {
     /// Times each query runs (the best and the median are printed).
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
+    /// Server config to use instead of the benchmark's own (which lifts the
+    /// rate limits and accepts old samples; keep those settings in yours).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Skip the zstd/grep reference measurements.
     #[arg(long)]
     pub skip_reference: bool,
@@ -96,11 +100,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     let dataset = generate(&args, &work)?;
     let port = free_port()?;
-    let mut server = start_server(&work, port)?;
+    let mut server = start_server(&work, port, args.config.as_deref())?;
     let result = (|| -> anyhow::Result<()> {
         let base = format!("http://127.0.0.1:{port}");
         wait_ready(&base)?;
-        let ingest = ingest(&base, &dataset, args.connections)?;
+        let ingest = ingest(&base, &dataset, args.connections, server.id())?;
         let peak_rss = peak_rss_bytes(server.id());
         let blocks = dir_size(&work.join("data").join("blocks"));
         println!();
@@ -122,7 +126,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             100.0 * blocks as f64 / dataset.raw_bytes as f64
         );
         println!(
-            "peak RSS {:>9} (server process, VmHWM)",
+            "peak RSS {:>9} during ingest, {} with the final flush (server process, VmHWM)",
+            human(ingest.peak_rss_ingest),
             human(peak_rss.unwrap_or(0))
         );
         println!();
@@ -242,10 +247,11 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-fn start_server(work: &Path, port: u16) -> anyhow::Result<Child> {
-    let config = work.join("bench.yaml");
+fn start_server(work: &Path, port: u16, config: Option<&Path>) -> anyhow::Result<Child> {
+    let own_config = work.join("bench.yaml");
+    let config = config.unwrap_or(&own_config);
     std::fs::write(
-        &config,
+        &own_config,
         "limits_config:\n  reject_old_samples: false\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n  per_stream_rate_limit: 10GB\n  per_stream_rate_limit_burst: 10GB\n  max_entries_limit_per_query: 50000\n  retention_period: 0\n",
     )?;
     let data = work.join("data");
@@ -292,9 +298,15 @@ fn wait_ready(base: &str) -> anyhow::Result<()> {
 struct IngestFigures {
     push_seconds: f64,
     flush_seconds: f64,
+    peak_rss_ingest: u64,
 }
 
-fn ingest(base: &str, dataset: &Dataset, connections: usize) -> anyhow::Result<IngestFigures> {
+fn ingest(
+    base: &str,
+    dataset: &Dataset,
+    connections: usize,
+    server_pid: u32,
+) -> anyhow::Result<IngestFigures> {
     let url = format!("{base}/loki/api/v1/push");
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failure: Mutex<Option<String>> = Mutex::new(None);
@@ -342,6 +354,7 @@ fn ingest(base: &str, dataset: &Dataset, connections: usize) -> anyhow::Result<I
     if let Some(f) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
         bail!(f);
     }
+    let peak_rss_ingest = peak_rss_bytes(server_pid).unwrap_or(0);
     let flush_started = Instant::now();
     let r = agent().post(&format!("{base}/flush")).send_empty()?;
     if r.status() != 204 {
@@ -350,6 +363,7 @@ fn ingest(base: &str, dataset: &Dataset, connections: usize) -> anyhow::Result<I
     Ok(IngestFigures {
         push_seconds,
         flush_seconds: flush_started.elapsed().as_secs_f64(),
+        peak_rss_ingest,
     })
 }
 

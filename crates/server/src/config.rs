@@ -123,7 +123,7 @@ impl Default for StorageSettings {
         StorageSettings {
             wal_sync: WalSyncPolicy::Always,
             wal_sync_interval: Duration::from_secs(1),
-            head_max_bytes: 128 << 20,
+            head_max_bytes: 64 << 20,
             head_max_age: Duration::from_secs(300),
             compaction_min_blocks: 4,
             maintenance_interval: Duration::from_secs(5),

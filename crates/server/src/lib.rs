@@ -105,7 +105,10 @@ async fn maintenance_loop(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(state.config.storage.maintenance_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = state.maintenance_wakeup.notified() => {}
+        }
         if let Err(e) = state.store.maintain().await {
             tracing::error!(error = %e, "storage maintenance failed");
         }

@@ -4,6 +4,12 @@ use clap::Parser;
 use inferscope_server::cli::{Cli, Command};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc returns freed memory to the OS promptly; with glibc's allocator
+/// the server's RSS kept growing under sustained ingest although the head
+/// stayed bounded (see the closing figures in ARCHITECTURE.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()

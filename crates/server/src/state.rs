@@ -22,6 +22,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// When the server started.
     pub started: Instant,
+    /// Wakes the maintenance loop early, when the head is due for a flush.
+    pub maintenance_wakeup: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -41,6 +43,7 @@ impl AppState {
             limiter,
             metrics: Metrics::default(),
             started: Instant::now(),
+            maintenance_wakeup: tokio::sync::Notify::new(),
         })
     }
 }

@@ -18,10 +18,13 @@ use crate::manifest::BlockEntry;
 
 /// Width of a compaction window.
 pub const WINDOW_NS: i64 = 24 * 3600 * 1_000_000_000;
-/// Blocks at least this large are never merged further.
-pub const SMALL_BLOCK_BYTES: u64 = 64 << 20;
+/// Blocks at least this large are never merged further. Compaction is for the
+/// many small blocks that age-triggered flushes of quiet tenants leave; a busy
+/// tenant's size-triggered flushes are already large (`head_max_bytes` of
+/// lines), and merging them would only cost memory and CPU.
+pub const SMALL_BLOCK_BYTES: u64 = 8 << 20;
 /// A merged block stops growing at this many line bytes.
-pub const MAX_MERGED_LINE_BYTES: u64 = 1 << 30;
+pub const MAX_MERGED_LINE_BYTES: u64 = 128 << 20;
 
 /// Groups of blocks to merge: blocks smaller than [`SMALL_BLOCK_BYTES`]
 /// whose `min_ts` falls in the same [`WINDOW_NS`] window, when a window has
@@ -62,32 +65,38 @@ pub fn plan(blocks: &[Arc<BlockEntry>], min_blocks: usize) -> Vec<Vec<Arc<BlockE
 type Row = (i64, String, Vec<(String, String)>);
 
 /// Merges loaded blocks (with their manifest entries) into one new block.
+///
+/// Memory stays bounded by one stream's rows at a time: the union of the
+/// inputs' streams is walked in the block order (fingerprint, labels), and
+/// each stream's row ranges are read from every input, sorted by time and
+/// written before the next stream is read.
 pub fn merge(
     key: &str,
     inputs: &[(Arc<BlockEntry>, Arc<LoadedBlock>)],
 ) -> Result<BuiltBlock, StorageError> {
-    let mut streams: BTreeMap<(u64, Labels), Vec<Row>> = BTreeMap::new();
-    for (entry, loaded) in inputs {
-        let ranges: Vec<Range<usize>> = entry
-            .meta
-            .streams
-            .iter()
-            .map(|s| s.row_start as usize..(s.row_start + s.row_count) as usize)
-            .collect();
-        let mut rows: Vec<Vec<Row>> = vec![Vec::new(); ranges.len()];
-        loaded.read_ranges(&ranges, true, |idx, ts, line, meta| {
-            rows[idx].push((ts, line.to_string(), meta.to_vec()));
-        })?;
-        for (idx, r) in rows.into_iter().enumerate() {
+    let mut parts: BTreeMap<(u64, Labels), Vec<(usize, Range<usize>)>> = BTreeMap::new();
+    for (input, (entry, _)) in inputs.iter().enumerate() {
+        for (idx, s) in entry.meta.streams.iter().enumerate() {
             let labels = entry.labels[idx].clone();
-            streams
+            let rows = s.row_start as usize..(s.row_start + s.row_count) as usize;
+            parts
                 .entry((labels.fingerprint(), labels))
                 .or_default()
-                .extend(r);
+                .push((input, rows));
         }
     }
     let mut b = BlockBuilder::new(key)?;
-    for ((_, labels), mut rows) in streams {
+    let mut rows: Vec<Row> = Vec::new();
+    for ((_, labels), ranges) in parts {
+        rows.clear();
+        for (input, range) in ranges {
+            inputs[input]
+                .1
+                .read_ranges(&[range], true, |_, ts, line, meta| {
+                    rows.push((ts, line.to_string(), meta.to_vec()));
+                })?;
+        }
+        // Stable: entries with equal timestamps keep their arrival order.
         rows.sort_by_key(|r| r.0);
         b.begin_stream(&labels);
         for (ts, line, meta) in &rows {

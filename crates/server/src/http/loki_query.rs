@@ -132,14 +132,24 @@ async fn query_range_inner(
                     "zero or negative query resolution step widths are not accepted. Try a positive integer",
                 ));
             }
-            run_metric_query(state, tenant, expr, range.start_ns, range.end_ns, step.as_nanos() as i64).await
+            run_metric_query(
+                state,
+                tenant,
+                expr,
+                range.start_ns,
+                range.end_ns,
+                step.as_nanos() as i64,
+            )
+            .await
         }
     }
 }
 
 /// Loki's default step: the range / 250, at least one second.
 fn default_step(range: TimeRange) -> Duration {
-    let seconds = ((range.end_ns - range.start_ns) as f64 / 1e9 / 250.0).floor().max(1.0);
+    let seconds = ((range.end_ns - range.start_ns) as f64 / 1e9 / 250.0)
+        .floor()
+        .max(1.0);
     Duration::from_secs_f64(seconds)
 }
 
@@ -197,7 +207,10 @@ async fn run_metric_query(
             cancel.store(true, Ordering::Relaxed);
             return Err(ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
-                format!("query timed out after {} (limits_config.query_timeout)", format_duration(timeout)),
+                format!(
+                    "query timed out after {} (limits_config.query_timeout)",
+                    format_duration(timeout)
+                ),
             ));
         }
         Ok(Err(e)) => return Err(ApiError::internal("metric query task failed", &e)),
@@ -207,8 +220,13 @@ async fn run_metric_query(
         Ok(Ok(Err(e))) => return Err(ApiError::bad_request(e.to_string())),
         Ok(Ok(Ok(result))) => result,
     };
-    state.metrics.add(QUERY_BYTES_SCANNED, &[], stats.bytes_scanned as f64);
-    let data = MetricData { value: &value, stats: StatsOut::from(&stats) };
+    state
+        .metrics
+        .add(QUERY_BYTES_SCANNED, &[], stats.bytes_scanned as f64);
+    let data = MetricData {
+        value: &value,
+        stats: StatsOut::from(&stats),
+    };
     Ok(Json(Success::new(data)).into_response())
 }
 

@@ -79,10 +79,16 @@ pub fn accept(
             err.retry_after_secs = Some(limited.retry_after.max(Duration::from_secs(1)).as_secs());
             return Err(err);
         }
+        wait_for_flush(state)?;
         state
             .store
             .append(tenant, &validated.streams)
             .map_err(|e| ApiError::internal("failed to append to the write-ahead log", &e))?;
+        // Under sustained ingest the head would outgrow head_max_bytes before the
+        // next maintenance tick: start the flush now, to keep memory bounded.
+        if state.store.flush_due() {
+            state.maintenance_wakeup.notify_one();
+        }
         state
             .metrics
             .add(LINES_RECEIVED, &[("tenant", tenant)], total_lines as f64);
@@ -95,4 +101,33 @@ pub fn accept(
         bytes: total_bytes,
         partial_error: validated.error_body(),
     })
+}
+
+/// How long a push may wait for the head to be flushed before it gets a 429.
+const MAX_FLUSH_WAIT: Duration = Duration::from_secs(10);
+
+/// Backpressure: while a frozen head is still being written and the active
+/// head has grown past twice `head_max_bytes`, ingest is faster than flushing
+/// and memory would grow without bound. The push waits for the flush (the
+/// client sees latency, not an error); past [`MAX_FLUSH_WAIT`] it is refused
+/// with a 429 and nothing of it is stored.
+fn wait_for_flush(state: &AppState) -> Result<(), ApiError> {
+    let limit = state.config.storage.head_max_bytes.saturating_mul(2);
+    let started = std::time::Instant::now();
+    loop {
+        let m = state.store.metrics();
+        if m.frozen_heads == 0 || m.head_bytes <= limit {
+            return Ok(());
+        }
+        state.maintenance_wakeup.notify_one();
+        if started.elapsed() > MAX_FLUSH_WAIT {
+            let mut err = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "ingestion is faster than the store can flush to blocks: retry later",
+            );
+            err.retry_after_secs = Some(1);
+            return Err(err);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }

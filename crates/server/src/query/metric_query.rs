@@ -8,11 +8,13 @@
 //! `bytes_*`, the unwrapped value otherwise) and groups samples by series.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use inferscope_model::{Labels, TimeRange};
-use inferscope_query::engine::{EngineError, EvalParams, Sample, SampleSource, Series, Value, evaluate};
+use inferscope_query::engine::{
+    EngineError, EvalParams, Sample, SampleSource, Series, Value, evaluate,
+};
 use inferscope_query::{MetricExpr, Pipeline, RangeAggregation, RangeOp, Stage, UnwrapConversion};
 use inferscope_storage::{ScanRequest, ScanTask, Store};
 use rayon::prelude::*;
@@ -49,8 +51,16 @@ impl Extract {
             let post_filters = if unwrap.post_filters.is_empty() {
                 None
             } else {
-                let stages: Vec<Stage> = unwrap.post_filters.iter().cloned().map(Stage::LabelFilter).collect();
-                Some(Pipeline::compile_stages(&stages).map_err(|e| EngineError::Invalid(e.to_string()))?)
+                let stages: Vec<Stage> = unwrap
+                    .post_filters
+                    .iter()
+                    .cloned()
+                    .map(Stage::LabelFilter)
+                    .collect();
+                Some(
+                    Pipeline::compile_stages(&stages)
+                        .map_err(|e| EngineError::Invalid(e.to_string()))?,
+                )
             };
             return Ok(Extract::Unwrap {
                 label: unwrap.label.clone(),
@@ -72,16 +82,23 @@ fn convert(value: &str, conversion: UnwrapConversion) -> Option<f64> {
         UnwrapConversion::Duration | UnwrapConversion::DurationSeconds => {
             inferscope_query::duration::parse_duration(value.trim()).map(|ns| ns as f64 / 1e9)
         }
-        UnwrapConversion::Bytes => inferscope_query::duration::parse_bytes_value(value.trim()).map(|b| b as f64),
+        UnwrapConversion::Bytes => {
+            inferscope_query::duration::parse_bytes_value(value.trim()).map(|b| b as f64)
+        }
     }
 }
 
 impl StoreSource<'_> {
-    fn scan_tasks(&self, agg: &RangeAggregation, start_ns: i64, end_ns: i64) -> Result<Vec<ScanTask>, EngineError> {
-        let line_filter = agg
-            .selector
-            .line_prefilter()
-            .map(|f| Arc::new(super::log_query::PushedDownFilter(f)) as Arc<dyn inferscope_storage::LineFilter>);
+    fn scan_tasks(
+        &self,
+        agg: &RangeAggregation,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<Vec<ScanTask>, EngineError> {
+        let line_filter = agg.selector.line_prefilter().map(|f| {
+            Arc::new(super::log_query::PushedDownFilter(f))
+                as Arc<dyn inferscope_storage::LineFilter>
+        });
         let request = ScanRequest {
             tenant: self.tenant.to_string(),
             matchers: agg.selector.matchers.clone(),
@@ -94,7 +111,12 @@ impl StoreSource<'_> {
             .map_err(|e| EngineError::Source(e.to_string()))
     }
 
-    fn run_task(&self, task: &ScanTask, pipeline: &Pipeline, extract: &Extract) -> Result<HashMap<Labels, Vec<Sample>>, EngineError> {
+    fn run_task(
+        &self,
+        task: &ScanTask,
+        pipeline: &Pipeline,
+        extract: &Extract,
+    ) -> Result<HashMap<Labels, Vec<Sample>>, EngineError> {
         let mut series: HashMap<Labels, Vec<Sample>> = HashMap::new();
         // Without a pipeline and metadata, the series is the stream. Entries come
         // stream by stream, so a run of one stream's samples is kept aside and
@@ -108,11 +130,16 @@ impl StoreSource<'_> {
                         Extract::LineBytes => entry.line.len() as f64,
                         _ => 1.0,
                     };
-                    let sample = Sample { timestamp_ns: entry.timestamp_ns, value };
+                    let sample = Sample {
+                        timestamp_ns: entry.timestamp_ns,
+                        value,
+                    };
                     match &mut run {
                         Some((run_labels, samples)) if run_labels == labels => samples.push(sample),
                         _ => {
-                            if let Some((l, mut samples)) = run.replace((labels.clone(), vec![sample])) {
+                            if let Some((l, mut samples)) =
+                                run.replace((labels.clone(), vec![sample]))
+                            {
                                 series.entry(l).or_default().append(&mut samples);
                             }
                         }
@@ -120,18 +147,27 @@ impl StoreSource<'_> {
                     return;
                 }
                 let metadata = entry.structured_metadata.to_vec();
-                let Some(processed) = pipeline.process(entry.timestamp_ns, entry.line, labels, &metadata) else {
+                let Some(processed) =
+                    pipeline.process(entry.timestamp_ns, entry.line, labels, &metadata)
+                else {
                     return;
                 };
                 let (series_labels, value) = match extract {
                     Extract::One => (processed.all_labels(), 1.0),
                     Extract::LineBytes => (processed.all_labels(), processed.line.len() as f64),
-                    Extract::Unwrap { label, conversion, post_filters } => {
+                    Extract::Unwrap {
+                        label,
+                        conversion,
+                        post_filters,
+                    } => {
                         let all = processed.all_labels();
                         let raw = all.get(label).unwrap_or("");
                         let converted = convert(raw, *conversion);
-                        let mut pairs: Vec<(String, String)> =
-                            all.iter().filter(|(k, _)| k != label).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                        let mut pairs: Vec<(String, String)> = all
+                            .iter()
+                            .filter(|(k, _)| k != label)
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect();
                         if converted.is_none() && all.get("__error__").is_none() {
                             pairs.push(("__error__".into(), SAMPLE_EXTRACTION_ERROR.into()));
                             pairs.push((
@@ -149,23 +185,30 @@ impl StoreSource<'_> {
                         (labels, converted.unwrap_or(0.0))
                     }
                 };
-                series
-                    .entry(series_labels)
-                    .or_default()
-                    .push(Sample { timestamp_ns: entry.timestamp_ns, value });
+                series.entry(series_labels).or_default().push(Sample {
+                    timestamp_ns: entry.timestamp_ns,
+                    value,
+                });
             })
             .map_err(|e| EngineError::Source(e.to_string()))?;
         if let Some((l, mut samples)) = run {
             series.entry(l).or_default().append(&mut samples);
         }
-        self.bytes_scanned.fetch_add(stats.bytes_scanned, Ordering::Relaxed);
-        self.lines_scanned.fetch_add(stats.lines_scanned, Ordering::Relaxed);
+        self.bytes_scanned
+            .fetch_add(stats.bytes_scanned, Ordering::Relaxed);
+        self.lines_scanned
+            .fetch_add(stats.lines_scanned, Ordering::Relaxed);
         Ok(series)
     }
 }
 
 impl SampleSource for StoreSource<'_> {
-    fn samples(&self, agg: &RangeAggregation, start_ns: i64, end_ns: i64) -> Result<Vec<Series>, EngineError> {
+    fn samples(
+        &self,
+        agg: &RangeAggregation,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<Vec<Series>, EngineError> {
         let pipeline = agg
             .selector
             .pipeline_after_prefilter()

@@ -285,7 +285,10 @@ impl Serialize for MetricData<'_> {
                 map.serialize_entry("resultType", "vector")?;
                 let out: Vec<Out<'_>> = samples
                     .iter()
-                    .map(|v| Out { metric: LabelsOut(&v.labels), value: PointOut(v.sample) })
+                    .map(|v| Out {
+                        metric: LabelsOut(&v.labels),
+                        value: PointOut(v.sample),
+                    })
                     .collect();
                 map.serialize_entry("result", &out)?;
             }
@@ -327,23 +330,59 @@ mod metric_tests {
         let labels = Labels::from_pairs([("app", "x")]);
         let vector = Value::Vector(vec![VectorSample {
             labels: labels.clone(),
-            sample: Sample { timestamp_ns: 1_700_000_000_500_000_000, value: 2.0 },
+            sample: Sample {
+                timestamp_ns: 1_700_000_000_500_000_000,
+                value: 2.0,
+            },
         }]);
-        let v = serde_json::to_value(Success::new(MetricData { value: &vector, stats: stats() })).expect("json");
+        let v = serde_json::to_value(Success::new(MetricData {
+            value: &vector,
+            stats: stats(),
+        }))
+        .expect("json");
         assert_eq!(v["data"]["resultType"], "vector");
         assert_eq!(v["data"]["result"][0]["metric"]["app"], "x");
-        assert_eq!(v["data"]["result"][0]["value"], serde_json::json!([1_700_000_000.5, "2"]));
+        assert_eq!(
+            v["data"]["result"][0]["value"],
+            serde_json::json!([1_700_000_000.5, "2"])
+        );
 
         let matrix = Value::Matrix(vec![Series {
             labels,
-            samples: vec![Sample { timestamp_ns: 1_000_000_000, value: f64::NAN }, Sample { timestamp_ns: 2_000_000_000, value: 0.25 }],
+            samples: vec![
+                Sample {
+                    timestamp_ns: 1_000_000_000,
+                    value: f64::NAN,
+                },
+                Sample {
+                    timestamp_ns: 2_000_000_000,
+                    value: 0.25,
+                },
+            ],
         }]);
-        let m = serde_json::to_value(Success::new(MetricData { value: &matrix, stats: stats() })).expect("json");
+        let m = serde_json::to_value(Success::new(MetricData {
+            value: &matrix,
+            stats: stats(),
+        }))
+        .expect("json");
         assert_eq!(m["data"]["resultType"], "matrix");
-        assert_eq!(m["data"]["result"][0]["values"], serde_json::json!([[1.0, "NaN"], [2.0, "0.25"]]));
+        assert_eq!(
+            m["data"]["result"][0]["values"],
+            serde_json::json!([[1.0, "NaN"], [2.0, "0.25"]])
+        );
 
-        let scalar = Value::Scalar(Sample { timestamp_ns: 3_000_000_000, value: f64::INFINITY });
-        let s = serde_json::to_value(Success::new(MetricData { value: &scalar, stats: stats() })).expect("json");
-        assert_eq!(s["data"], serde_json::json!({"resultType": "scalar", "result": [3.0, "+Inf"], "stats": s["data"]["stats"].clone()}));
+        let scalar = Value::Scalar(Sample {
+            timestamp_ns: 3_000_000_000,
+            value: f64::INFINITY,
+        });
+        let s = serde_json::to_value(Success::new(MetricData {
+            value: &scalar,
+            stats: stats(),
+        }))
+        .expect("json");
+        assert_eq!(
+            s["data"],
+            serde_json::json!({"resultType": "scalar", "result": [3.0, "+Inf"], "stats": s["data"]["stats"].clone()})
+        );
     }
 }
