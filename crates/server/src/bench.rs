@@ -258,7 +258,7 @@ fn start_server(work: &Path, port: u16, config: Option<&Path>) -> anyhow::Result
     let _ = std::fs::remove_dir_all(&data);
     Command::new(std::env::current_exe()?)
         .args(["serve", "--config"])
-        .arg(&config)
+        .arg(config)
         .arg("--data-dir")
         .arg(&data)
         .args([
@@ -285,10 +285,10 @@ fn wait_ready(base: &str) -> anyhow::Result<()> {
     let agent = agent();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Ok(r) = agent.get(&format!("{base}/ready")).call() {
-            if r.status() == 200 {
-                return Ok(());
-            }
+        if let Ok(r) = agent.get(&format!("{base}/ready")).call()
+            && r.status() == 200
+        {
+            return Ok(());
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::units::serde_units;
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// As in Loki: `false` runs single-tenant (tenant `fake`); `true` requires
@@ -29,18 +29,6 @@ pub struct Config {
     pub storage: StorageSettings,
     /// Per-tenant limits, with Loki's names and defaults.
     pub limits_config: LimitsConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            auth_enabled: false,
-            server: ServerConfig::default(),
-            common: CommonConfig::default(),
-            storage: StorageSettings::default(),
-            limits_config: LimitsConfig::default(),
-        }
-    }
 }
 
 /// Listen addresses (Loki's `server:` block).

@@ -63,6 +63,8 @@ pub fn plan(blocks: &[Arc<BlockEntry>], min_blocks: usize) -> Vec<Vec<Arc<BlockE
 }
 
 type Row = (i64, String, Vec<(String, String)>);
+/// A stream of the merged block, with the row ranges of it in each input.
+type StreamParts = BTreeMap<(u64, Labels), Vec<(usize, Range<usize>)>>;
 
 /// Merges loaded blocks (with their manifest entries) into one new block.
 ///
@@ -74,7 +76,7 @@ pub fn merge(
     key: &str,
     inputs: &[(Arc<BlockEntry>, Arc<LoadedBlock>)],
 ) -> Result<BuiltBlock, StorageError> {
-    let mut parts: BTreeMap<(u64, Labels), Vec<(usize, Range<usize>)>> = BTreeMap::new();
+    let mut parts: StreamParts = BTreeMap::new();
     for (input, (entry, _)) in inputs.iter().enumerate() {
         for (idx, s) in entry.meta.streams.iter().enumerate() {
             let labels = entry.labels[idx].clone();

@@ -335,8 +335,8 @@ fn run_tasks(
             entries.sort_by(|a, b| (a.timestamp_ns, &a.line).cmp(&(b.timestamp_ns, &b.line)));
             entries.dedup_by(|a, b| a.timestamp_ns == b.timestamp_ns && a.line == b.line);
             match query.direction {
-                Direction::Backward => entries.sort_by(|a, b| b.timestamp_ns.cmp(&a.timestamp_ns)),
-                Direction::Forward => entries.sort_by(|a, b| a.timestamp_ns.cmp(&b.timestamp_ns)),
+                Direction::Backward => entries.sort_by_key(|e| Reverse(e.timestamp_ns)),
+                Direction::Forward => entries.sort_by_key(|e| e.timestamp_ns),
             }
             ResultStream { labels, entries }
         })
