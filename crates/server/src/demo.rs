@@ -52,11 +52,7 @@ fn run(state: &AppState, port: u16) -> anyhow::Result<()> {
     loop {
         let batch = generator.next_batch(64 * 1024);
         if !banner_printed {
-            print_banner(
-                port,
-                &state.config.common.path_prefix,
-                find_trace_id(&batch),
-            );
+            print_banner(port, &state.config.common.path_prefix, &batch);
             banner_printed = true;
         }
         let body = encode_protobuf(&batch);
@@ -103,9 +99,13 @@ pub fn find_trace_id(batch: &[inferscope_model::PushStream]) -> Option<String> {
         })
 }
 
-fn print_banner(port: u16, data_dir: &std::path::Path, trace_id: Option<String>) {
+fn print_banner(port: u16, data_dir: &std::path::Path, batch: &[inferscope_model::PushStream]) {
     let base = format!("http://localhost:{port}");
-    let trace = trace_id.unwrap_or_else(|| "<trace id>".into());
+    let trace = find_trace_id(batch).unwrap_or_else(|| "<trace id>".into());
+    let namespace = batch
+        .iter()
+        .find_map(|s| s.labels.get("namespace"))
+        .unwrap_or("llm-prod");
     println!(
         r#"
 Inferscope is running at {base}, with a demo load of an AI gateway, a scheduler and vLLM workers.
@@ -113,12 +113,14 @@ Data: {data}   Metrics: {base}/metrics   Grafana: add a Loki data source with UR
 
 Queries to try:
   curl -sG {base}/loki/api/v1/query_range --data-urlencode 'query={{app="aigateway"}} | json | level="ERROR"' --data-urlencode limit=5
-  curl -sG {base}/loki/api/v1/query_range --data-urlencode 'query={{namespace="llm-serving"}} |= "{trace}"' --data-urlencode direction=forward
+  curl -sG {base}/loki/api/v1/query_range --data-urlencode 'query={{namespace="{namespace}"}} |= "{trace}"' --data-urlencode direction=forward
   curl -sG {base}/loki/api/v1/query_range --data-urlencode 'query={{app="vllm", role="decode"}} |~ "(?i)out of memory"'
-  curl -sG {base}/loki/api/v1/query_range --data-urlencode 'query={{app="heimdall"}} | json | latency_ms > 500 | line_format "{{{{.msg}}}} {{{{.latency_ms}}}}ms"'
+  curl -sG {base}/loki/api/v1/query_range --data-urlencode 'query={{app="aigateway"}} | json | latency_ms > 5000 | line_format "{{{{.model}}}} {{{{.status}}}} {{{{.latency_ms}}}}ms"'
+  curl -sG {base}/loki/api/v1/query --data-urlencode 'query=sum by (app) (count_over_time({{namespace="{namespace}"}} [5m]))'
+  curl -sG {base}/loki/api/v1/query --data-urlencode 'query=quantile_over_time(0.99, {{app="aigateway"}} | json | unwrap latency_ms [5m]) by (model)'
   curl -s  {base}/loki/api/v1/labels
   curl -sG {base}/loki/api/v1/series --data-urlencode 'match[]={{app="vllm"}}'
-  logcli --addr={base} query '{{app="aigateway"}} |= "{trace}"'
+  logcli --addr={base} query '{{namespace="{namespace}"}} |= "{trace}"'
 "#,
         data = data_dir.display()
     );
