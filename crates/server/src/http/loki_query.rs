@@ -269,6 +269,20 @@ async fn run_log_query(state: &AppState, query: LogQuery) -> Result<Response, Ap
     .into_response())
 }
 
+/// The tenant, parameters and time range of a labels or series request
+/// (default range: the last 6 hours, as in Loki).
+fn metadata_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+    body: &[u8],
+) -> Result<(String, Params, TimeRange), ApiError> {
+    let tenant = tenant_of(headers, state.config.auth_enabled)?;
+    let params = Params::parse(raw, Some(body))?;
+    let range = time_range(&params, DEFAULT_METADATA_SINCE)?;
+    Ok((tenant, params, range))
+}
+
 async fn labels(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -277,9 +291,7 @@ async fn labels(
 ) -> Response {
     let started = Instant::now();
     let result = async {
-        let tenant = tenant_of(&headers, state.config.auth_enabled)?;
-        let params = Params::parse(raw.as_deref(), Some(&body))?;
-        let range = time_range(&params, DEFAULT_METADATA_SINCE)?;
+        let (tenant, params, range) = metadata_request(&state, &headers, raw.as_deref(), &body)?;
         let matchers = params
             .get("query")
             .map(parse_matchers)
@@ -305,9 +317,7 @@ async fn label_values(
 ) -> Response {
     let started = Instant::now();
     let result = async {
-        let tenant = tenant_of(&headers, state.config.auth_enabled)?;
-        let params = Params::parse(raw.as_deref(), Some(&body))?;
-        let range = time_range(&params, DEFAULT_METADATA_SINCE)?;
+        let (tenant, params, range) = metadata_request(&state, &headers, raw.as_deref(), &body)?;
         let matchers = params
             .get("query")
             .map(parse_matchers)
@@ -332,9 +342,7 @@ async fn series(
 ) -> Response {
     let started = Instant::now();
     let result = async {
-        let tenant = tenant_of(&headers, state.config.auth_enabled)?;
-        let params = Params::parse(raw.as_deref(), Some(&body))?;
-        let range = time_range(&params, DEFAULT_METADATA_SINCE)?;
+        let (tenant, params, range) = metadata_request(&state, &headers, raw.as_deref(), &body)?;
         let selectors = params.all("match[]");
         let selectors = if selectors.is_empty() { params.all("match") } else { selectors };
         let mut found: Vec<Labels> = Vec::new();
