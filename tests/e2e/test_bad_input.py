@@ -1,5 +1,6 @@
 """Bad requests get a 4xx naming the problem; the server keeps serving and loses nothing."""
 
+import gzip
 import json
 
 import pytest
@@ -39,7 +40,45 @@ BAD_PUSHES = {
                        ["size"]),
     "too-old": (lambda: push_json({"app": "old"}, [[str(now_ns() - 30 * DAY), "old line"]]), None,
                 ["too old"]),
+    "too-new": (lambda: push_json({"app": "future"}, [[str(now_ns() + DAY), "future line"]]), None,
+                ["too new"]),
+    "non-utf8-json": (b'{"streams":[{"stream":{"app":"x"},"values":[["1","\xff\xfe bad"]]}]}',
+                      "application/json", ["json"]),
+    "non-utf8-protobuf": (lambda: (snappy_literal(push_proto('{app="x"}', now_ns(), b"\xff\xfe bad")),
+                                   "application/x-protobuf"), None, ["protobuf"]),
 }
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def field(number, payload):
+    """A length-delimited protobuf field."""
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def push_proto(labels, ts_ns, line):
+    """Loki's PushRequest with one stream and one entry, written by hand."""
+    timestamp = varint(1 << 3) + varint(ts_ns // 10**9)
+    entry = field(1, timestamp) + field(2, line)
+    return field(1, field(1, labels.encode()) + field(2, entry))
+
+
+def snappy_literal(data):
+    """Snappy block format holding `data` as literals only (valid, uncompressed)."""
+    out = bytearray(varint(len(data)))
+    for i in range(0, len(data), 60):
+        chunk = data[i:i + 60]
+        out.append((len(chunk) - 1) << 2)
+        out += chunk
+    return bytes(out)
 
 
 @pytest.mark.parametrize("case", BAD_PUSHES, ids=list(BAD_PUSHES))
@@ -98,3 +137,21 @@ def assert_still_serving(server, canary):
     assert server.get("/ready").status_code == 200
     query, entries = canary
     assert server.entries(query, direction="forward") == entries
+
+
+def test_decompression_bomb_is_refused_before_it_is_expanded(server, canary):
+    bomb = gzip.compress(b"0" * (300 * 1024 * 1024), compresslevel=1)
+    r = server.http.post(server.url + "/loki/api/v1/push", data=bomb,
+                         headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}, timeout=30)
+    assert r.status_code == 413, (r.status_code, r.text)
+    assert "larger than the limit" in r.text, r.text
+    assert_still_serving(server, canary)
+
+
+def test_the_hand_written_protobuf_is_accepted_when_valid(server):
+    """Guards the non-UTF-8 case above: the same bytes with a valid line are stored."""
+    test = unique()
+    body = snappy_literal(push_proto(f'{{test="{test}"}}', now_ns(), b"valid line"))
+    r = server.http.post(server.url + "/loki/api/v1/push", data=body,
+                         headers={"Content-Type": "application/x-protobuf"}, timeout=10)
+    assert r.status_code == 204, (r.status_code, r.text)
