@@ -78,3 +78,13 @@ def test_metric_type_errors_are_400(server):
         r = server.get("/loki/api/v1/query", query=query)
         assert r.status_code == 400, (query, r.status_code, r.text)
         assert words in r.text, (query, r.text)
+
+
+def test_format_query_prints_canonical_logql(server):
+    r = server.get("/loki/api/v1/format_query", query='sum by(pod)(rate({app="x"}|="err"|json[5m]))')
+    assert r.status_code == 200, r.text
+    formatted = r.json()["data"]
+    assert formatted.startswith("sum by (pod)"), formatted
+    # The canonical text parses back to the same query: formatting it again changes nothing.
+    assert server.get("/loki/api/v1/format_query", query=formatted).json()["data"] == formatted
+    assert server.get("/loki/api/v1/format_query", query="{app=").status_code == 400

@@ -53,6 +53,10 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(label_values).post(label_values),
         )
         .route("/loki/api/v1/series", get(series).post(series))
+        .route(
+            "/loki/api/v1/format_query",
+            get(format_query).post(format_query),
+        )
 }
 
 /// Records the request in the server's metrics, whatever its outcome.
@@ -267,6 +271,16 @@ async fn run_log_query(state: &AppState, query: LogQuery) -> Result<Response, Ap
         categorized,
     )))
     .into_response())
+}
+
+/// `format_query`: the query in canonical LogQL (Grafana's "format query" button).
+async fn format_query(RawQuery(raw): RawQuery, body: Bytes) -> Result<Response, ApiError> {
+    let params = Params::parse(raw.as_deref(), Some(&body))?;
+    let query = params
+        .get("query")
+        .ok_or_else(|| ApiError::bad_request("missing required parameter \"query\""))?;
+    let expr = parse(query).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(Json(Success::new(expr.to_string())).into_response())
 }
 
 /// The tenant, parameters and time range of a labels or series request
