@@ -106,9 +106,9 @@ pub fn accept(
 /// How long a push may wait for the head to be flushed before it gets a 429.
 const MAX_FLUSH_WAIT: Duration = Duration::from_secs(10);
 
-/// Backpressure: while a frozen head is still being written and the active
-/// head has grown past twice `head_max_bytes`, ingest is faster than flushing
-/// and memory would grow without bound. The push waits for the flush (the
+/// Backpressure: while a frozen head is still being written and the heads
+/// (active and frozen together) hold more than twice `head_max_bytes`, ingest
+/// is faster than flushing and memory would grow without bound. The push waits for the flush (the
 /// client sees latency, not an error); past [`MAX_FLUSH_WAIT`] it is refused
 /// with a 429 and nothing of it is stored.
 fn wait_for_flush(state: &AppState) -> Result<(), ApiError> {
