@@ -107,12 +107,12 @@ pub fn accept(
 const MAX_FLUSH_WAIT: Duration = Duration::from_secs(10);
 
 /// Backpressure: while a frozen head is still being written and the heads
-/// (active and frozen together) hold more than twice `head_max_bytes`, ingest
+/// (active and frozen together) hold more than 1.5 × `head_max_bytes`, ingest
 /// is faster than flushing and memory would grow without bound. The push waits for the flush (the
 /// client sees latency, not an error); past [`MAX_FLUSH_WAIT`] it is refused
 /// with a 429 and nothing of it is stored.
 fn wait_for_flush(state: &AppState) -> Result<(), ApiError> {
-    let limit = state.config.storage.head_max_bytes.saturating_mul(2);
+    let limit = state.config.storage.head_max_bytes.saturating_mul(3) / 2;
     let started = std::time::Instant::now();
     loop {
         let m = state.store.metrics();
