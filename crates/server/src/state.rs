@@ -24,7 +24,21 @@ pub struct AppState {
     pub started: Instant,
     /// Wakes the maintenance loop early, when the head is due for a flush.
     pub maintenance_wakeup: tokio::sync::Notify,
+    /// Every accepted batch, for live tails (`/loki/api/v1/tail`).
+    pub tail_feed: tokio::sync::broadcast::Sender<Arc<TailBatch>>,
 }
+
+/// A batch of accepted streams of one tenant, as live tails see it.
+#[derive(Debug)]
+pub struct TailBatch {
+    /// Whose data it is.
+    pub tenant: String,
+    /// The accepted streams.
+    pub streams: Vec<inferscope_model::PushStream>,
+}
+
+/// Batches a slow tail may fall behind before it reports dropped entries.
+const TAIL_FEED_CAPACITY: usize = 1024;
 
 impl AppState {
     /// State for a running server over an opened store.
@@ -44,6 +58,7 @@ impl AppState {
             metrics: Metrics::default(),
             started: Instant::now(),
             maintenance_wakeup: tokio::sync::Notify::new(),
+            tail_feed: tokio::sync::broadcast::channel(TAIL_FEED_CAPACITY).0,
         })
     }
 }

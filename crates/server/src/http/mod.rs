@@ -3,6 +3,7 @@
 pub mod health;
 pub mod loki_push;
 pub mod loki_query;
+pub mod loki_tail;
 pub mod params;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(health::routes())
         .merge(loki_push::routes())
         .merge(loki_query::routes())
+        .merge(loki_tail::routes())
         .layer(DefaultBodyLimit::max(loki_push::MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -84,6 +84,14 @@ pub fn accept(
             .store
             .append(tenant, &validated.streams)
             .map_err(|e| ApiError::internal("failed to append to the write-ahead log", &e))?;
+        // Live tails see what was stored; the batch is copied only when one is open.
+        if state.tail_feed.receiver_count() > 0 {
+            let batch = crate::state::TailBatch {
+                tenant: tenant.to_string(),
+                streams: validated.streams.clone(),
+            };
+            let _ = state.tail_feed.send(std::sync::Arc::new(batch));
+        }
         // Under sustained ingest the head would outgrow head_max_bytes before the
         // next maintenance tick: start the flush now, to keep memory bounded.
         if state.store.flush_due() {
