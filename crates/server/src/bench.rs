@@ -55,27 +55,75 @@ pub struct BenchArgs {
 }
 
 /// The fixed queries: name, LogQL, limit.
-fn queries(needle: &str) -> Vec<(&'static str, String, usize)> {
+struct BenchQuery {
+    name: &'static str,
+    query: String,
+    limit: usize,
+    /// For metric queries: the span before the end of the data, and the step.
+    span_and_step: Option<(Duration, Duration)>,
+}
+
+fn log_query(name: &'static str, query: String, limit: usize) -> BenchQuery {
+    BenchQuery {
+        name,
+        query,
+        limit,
+        span_and_step: None,
+    }
+}
+
+fn metric_query(name: &'static str, query: &str, span: Duration, step: Duration) -> BenchQuery {
+    BenchQuery {
+        name,
+        query: query.to_string(),
+        limit: 100,
+        span_and_step: Some((span, step)),
+    }
+}
+
+/// The fixed queries: the log queries of the log-store issue, then the
+/// metric queries of the LogQL-metrics issue.
+fn queries(needle: &str) -> Vec<BenchQuery> {
+    const MINUTE: Duration = Duration::from_secs(60);
+    const HOUR: Duration = Duration::from_secs(3600);
     vec![
-        (
+        log_query(
             "needle |= over all streams",
             format!("{{namespace=~\".+\"}} |= \"{needle}\""),
             100,
         ),
-        (
+        log_query(
             "json | level=\"ERROR\"",
-            "{app=\"aigateway\"} | json | level=\"ERROR\"".to_string(),
+            "{app=\"aigateway\"} | json | level=\"ERROR\"".into(),
             100,
         ),
-        (
+        log_query(
             "json | level=\"ERROR\" (5000)",
-            "{app=\"aigateway\"} | json | level=\"ERROR\"".to_string(),
+            "{app=\"aigateway\"} | json | level=\"ERROR\"".into(),
             5000,
         ),
-        (
+        log_query(
             "label-only selector",
-            "{app=\"vllm\", role=\"decode\"}".to_string(),
+            "{app=\"vllm\", role=\"decode\"}".into(),
             1000,
+        ),
+        metric_query(
+            "errors by app [1h], 24 h step 1h",
+            "sum by (app) (count_over_time({app=~\"aigateway|heimdall|chat-api\"} | json | level=~\"(?i)error\" [1h]))",
+            24 * HOUR,
+            HOUR,
+        ),
+        metric_query(
+            "count [1m], 1 h step 1m",
+            "sum(count_over_time({app=\"aigateway\"} [1m]))",
+            HOUR,
+            MINUTE,
+        ),
+        metric_query(
+            "p99 unwrap latency by pod, 1 h",
+            "quantile_over_time(0.99, {app=\"aigateway\"} | json | unwrap latency_ms | __error__=\"\" [5m]) by (pod)",
+            HOUR,
+            5 * MINUTE,
         ),
     ]
 }
@@ -135,11 +183,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "{:<32} {:>10} {:>10} {:>14} {:>16}",
             "query", "best", "median", "entries", "scanned MB/s/core"
         );
-        for (name, query, limit) in queries(&dataset.needle) {
+        for q in queries(&dataset.needle) {
             let mut times = Vec::new();
             let mut last = QueryFigures::default();
             for _ in 0..args.repeat.max(1) {
-                last = run_query(&base, &query, limit, dataset.start_ns, dataset.end_ns)?;
+                last = run_query(&base, &q, dataset.start_ns, dataset.end_ns)?;
                 times.push(last.seconds);
             }
             times.sort_by(f64::total_cmp);
@@ -147,7 +195,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 last.bytes_processed as f64 / 1e6 / last.exec_seconds.max(1e-9) / cores as f64;
             println!(
                 "{:<32} {:>8.3} s {:>8.3} s {:>14} {:>16.0}",
-                name,
+                q.name,
                 times[0],
                 times[times.len() / 2],
                 last.entries,
@@ -377,11 +425,19 @@ struct QueryFigures {
 
 fn run_query(
     base: &str,
-    query: &str,
-    limit: usize,
+    q: &BenchQuery,
     start_ns: i64,
     end_ns: i64,
 ) -> anyhow::Result<QueryFigures> {
+    let (start_ns, step) = match q.span_and_step {
+        Some((span, step)) => (
+            end_ns - span.as_nanos() as i64,
+            Some(step.as_secs().to_string()),
+        ),
+        None => (start_ns, None),
+    };
+    let query = q.query.as_str();
+    let limit = q.limit;
     let started = Instant::now();
     let response = agent()
         .get(&format!("{base}/loki/api/v1/query_range"))
@@ -389,6 +445,7 @@ fn run_query(
         .query("limit", limit.to_string())
         .query("start", start_ns.to_string())
         .query("end", end_ns.to_string())
+        .query("step", step.unwrap_or_default())
         .call()?;
     let status = response.status();
     let text = response.into_body().read_to_string()?;
