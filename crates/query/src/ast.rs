@@ -907,7 +907,7 @@ impl Display for RangeAggregation {
                 write!(f, " | {p}")?;
             }
         }
-        write!(f, " [{}]", format_duration(self.range_ns))?;
+        write!(f, "[{}]", format_duration(self.range_ns))?;
         if let Some(o) = self.offset_ns {
             write!(f, " offset {}", format_duration(o))?;
         }
