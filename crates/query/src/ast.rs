@@ -1,6 +1,6 @@
 //! The LogQL abstract syntax tree and its canonical text form.
 //!
-//! Every node implements [`Display`](std::fmt::Display) so that
+//! Every node implements [`Display`] so that
 //! `parse(&expr.to_string()) == Ok(expr)`: strings are re-quoted with Go escapes,
 //! durations printed canonically (`1h30m`), byte sizes as plain bytes (`20000000B`),
 //! and binary/boolean sub-expressions parenthesised where precedence needs it.

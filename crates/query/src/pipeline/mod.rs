@@ -266,7 +266,7 @@ impl Pipeline {
         let mut st = State {
             stream: Cow::Borrowed(stream.as_pairs()),
             meta: Cow::Borrowed(structured_metadata),
-            parsed: Vec::new(),
+            parsed: Vec::with_capacity(16),
         };
         let mut line: Cow<'_, str> = Cow::Borrowed(line);
         for stage in self.stages.iter() {
