@@ -653,6 +653,43 @@ pub struct LabelReplace {
     pub regex: String,
 }
 
+impl Expr {
+    /// Every log selector in the query (one for a log query; one per range
+    /// aggregation for a metric query), in textual order.
+    pub fn selectors(&self) -> Vec<&LogSelector> {
+        match self {
+            Expr::Log(l) => vec![l],
+            Expr::Metric(m) => m
+                .range_aggregations()
+                .into_iter()
+                .map(|r| &r.selector)
+                .collect(),
+        }
+    }
+}
+
+impl MetricExpr {
+    /// Every range aggregation in the expression, in textual order.
+    pub fn range_aggregations(&self) -> Vec<&RangeAggregation> {
+        let mut out = Vec::new();
+        self.collect_ranges(&mut out);
+        out
+    }
+
+    fn collect_ranges<'a>(&'a self, out: &mut Vec<&'a RangeAggregation>) {
+        match self {
+            MetricExpr::Range(r) => out.push(r),
+            MetricExpr::Vector(v) => v.inner.collect_ranges(out),
+            MetricExpr::Binary(b) => {
+                b.lhs.collect_ranges(out);
+                b.rhs.collect_ranges(out);
+            }
+            MetricExpr::LabelReplace(l) => l.inner.collect_ranges(out),
+            MetricExpr::Literal(_) | MetricExpr::VectorLiteral(_) => {}
+        }
+    }
+}
+
 // ---------------------------------------------------------------- Display
 
 impl Display for Expr {

@@ -120,6 +120,16 @@ fn accepts_and_round_trips_metric_queries() {
 }
 
 #[test]
+fn selectors_helper() {
+    let e = ok(
+        r#"sum(rate({a="1"}[5m])) / on (x) vector(1) + label_replace(count_over_time({b="2"}[1m]), "d", "$1", "s", "(.*)")"#,
+    );
+    let sels: Vec<String> = e.selectors().iter().map(|s| s.to_string()).collect();
+    assert_eq!(sels, vec![r#"{a="1"}"#, r#"{b="2"}"#]);
+    assert_eq!(ok(r#"{a="1"} | json"#).selectors().len(), 1);
+}
+
+#[test]
 fn canonical_text() {
     let canon = |q: &str| ok(q).to_string();
     assert_eq!(
