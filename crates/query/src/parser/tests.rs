@@ -314,6 +314,10 @@ fn error_messages_match_loki() {
     assert!(err(r#"{app="foo"} + 1"#).contains("unexpected +"));
     assert!(err(r#"rate({app="foo"}[5x])"#).contains("invalid duration"));
     assert!(err(r#"{app="foo"} | json | status > "x""#).contains("unexpected STRING"));
+    assert_eq!(
+        err(r#"{app="foo"} | label_format a=b, a="{{.c}}""#),
+        "parse error : multiple label name 'a' not allowed in a single format operation"
+    );
 }
 
 #[test]
