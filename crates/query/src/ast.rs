@@ -1,6 +1,6 @@
 //! The LogQL abstract syntax tree and its canonical text form.
 //!
-//! Every node implements [`Display`](std::fmt::Display) so that
+//! Every node implements [`Display`] so that
 //! `parse(&expr.to_string()) == Ok(expr)`: strings are re-quoted with Go escapes,
 //! durations printed canonically (`1h30m`), byte sizes as plain bytes (`20000000B`),
 //! and binary/boolean sub-expressions parenthesised where precedence needs it.
@@ -653,6 +653,43 @@ pub struct LabelReplace {
     pub regex: String,
 }
 
+impl Expr {
+    /// Every log selector in the query (one for a log query; one per range
+    /// aggregation for a metric query), in textual order.
+    pub fn selectors(&self) -> Vec<&LogSelector> {
+        match self {
+            Expr::Log(l) => vec![l],
+            Expr::Metric(m) => m
+                .range_aggregations()
+                .into_iter()
+                .map(|r| &r.selector)
+                .collect(),
+        }
+    }
+}
+
+impl MetricExpr {
+    /// Every range aggregation in the expression, in textual order.
+    pub fn range_aggregations(&self) -> Vec<&RangeAggregation> {
+        let mut out = Vec::new();
+        self.collect_ranges(&mut out);
+        out
+    }
+
+    fn collect_ranges<'a>(&'a self, out: &mut Vec<&'a RangeAggregation>) {
+        match self {
+            MetricExpr::Range(r) => out.push(r),
+            MetricExpr::Vector(v) => v.inner.collect_ranges(out),
+            MetricExpr::Binary(b) => {
+                b.lhs.collect_ranges(out);
+                b.rhs.collect_ranges(out);
+            }
+            MetricExpr::LabelReplace(l) => l.inner.collect_ranges(out),
+            MetricExpr::Literal(_) | MetricExpr::VectorLiteral(_) => {}
+        }
+    }
+}
+
 // ---------------------------------------------------------------- Display
 
 impl Display for Expr {
@@ -907,7 +944,7 @@ impl Display for RangeAggregation {
                 write!(f, " | {p}")?;
             }
         }
-        write!(f, " [{}]", format_duration(self.range_ns))?;
+        write!(f, "[{}]", format_duration(self.range_ns))?;
         if let Some(o) = self.offset_ns {
             write!(f, " offset {}", format_duration(o))?;
         }

@@ -1,10 +1,29 @@
 //! LogQL: parser, AST and the log pipeline stages. Pure.
 //!
 //! * [`parse`] turns query text into an [`Expr`] (log or metric query), reporting
-//!   errors in Loki's format (`parse error at line 1, col 11: syntax error: ...`).
+//!   errors in Loki's format (`parse error at line 1, col 11: syntax error: ...`, or
+//!   `parse error : ...` for errors Loki reports without a position).
 //! * [`Expr`]'s `Display` prints canonical LogQL, and `parse(&e.to_string()) == Ok(e)`.
 //! * [`LogSelector::line_prefilter`] gives the byte-level line filters the storage can
 //!   push down; [`LogSelector::pipeline`] compiles every stage into a [`Pipeline`].
+//!
+//! Integration notes:
+//!
+//! * The stream matchers are `inferscope_model::LabelMatcher`s (regexes anchored).
+//! * [`LogSelector::pipeline`] re-applies every line filter. When the storage already
+//!   applied [`LogSelector::line_prefilter`], use
+//!   [`LogSelector::pipeline_after_prefilter`] to skip the duplicated work.
+//! * Lines whose parsing failed are *kept* with `__error__`/`__error_details__` in
+//!   [`Processed::parsed`], as in Loki; `| __error__=""` removes them.
+//! * [`Processed::all_labels`] is the result stream identity (stream ∪ metadata ∪
+//!   parsed); group entries by it to build Loki's `streams` result.
+//! * Metric queries are parsed into [`MetricExpr`] only. A range aggregation's
+//!   [`RangeAggregation::selector`] holds the stages before `| unwrap`; the unwrap
+//!   and its post filters are in [`RangeAggregation::unwrap`]. For `sum by (...)`
+//!   style queries, [`LogSelector::pipeline_with_required_labels`] extracts only the
+//!   labels the grouping needs.
+//! * Known ambiguity (shared with Loki's grammar): `| drop a != "x"` is a drop
+//!   matcher, never `| drop a` followed by a `!= "x"` line filter.
 #![warn(missing_docs)]
 
 pub mod ast;

@@ -410,6 +410,20 @@ impl Parser {
                         break;
                     }
                 }
+                let mut dsts: Vec<&str> =
+                    ops.iter()
+                        .map(|o| match o {
+                            LabelFormatOp::Rename { dst, .. }
+                            | LabelFormatOp::Template { dst, .. } => dst.as_str(),
+                        })
+                        .collect();
+                dsts.sort_unstable();
+                if let Some(w) = dsts.windows(2).find(|w| w[0] == w[1]) {
+                    return Err(ParseError::semantic(format!(
+                        "multiple label name '{}' not allowed in a single format operation",
+                        w[0]
+                    )));
+                }
                 Stage::LabelFormat(ops)
             }
             "drop" | "keep" => {

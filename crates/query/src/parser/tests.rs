@@ -120,6 +120,47 @@ fn accepts_and_round_trips_metric_queries() {
 }
 
 #[test]
+fn selectors_helper() {
+    let e = ok(
+        r#"sum(rate({a="1"}[5m])) / on (x) vector(1) + label_replace(count_over_time({b="2"}[1m]), "d", "$1", "s", "(.*)")"#,
+    );
+    let sels: Vec<String> = e.selectors().iter().map(|s| s.to_string()).collect();
+    assert_eq!(sels, vec![r#"{a="1"}"#, r#"{b="2"}"#]);
+    assert_eq!(ok(r#"{a="1"} | json"#).selectors().len(), 1);
+}
+
+#[test]
+fn canonical_text() {
+    let canon = |q: &str| ok(q).to_string();
+    assert_eq!(
+        canon(r#"sum(count_over_time({app="foo"}[5m])) by (level)"#),
+        r#"sum by (level) (count_over_time({app="foo"}[5m]))"#
+    );
+    assert_eq!(
+        canon("{app=`foo`}|=`x`|json|status>=500,level=\"error\""),
+        r#"{app="foo"} |= "x" | json | status>=500 and level="error""#
+    );
+    assert_eq!(
+        canon(
+            r#"quantile_over_time(0.99,{app="foo"}|logfmt|unwrap duration(latency)[1h30m]offset 1d)by(host)"#
+        ),
+        r#"quantile_over_time(0.99, {app="foo"} | logfmt | unwrap duration(latency)[1h30m] offset 1d) by (host)"#
+    );
+    assert_eq!(canon("(1 + 2) * 3"), "(1 + 2) * 3");
+    assert_eq!(canon("1 + (2 * 3)"), "1 + 2 * 3");
+    assert_eq!(canon("1 - (2 - 3)"), "1 - (2 - 3)");
+    assert_eq!(canon("(2 ^ 3) ^ 2"), "(2 ^ 3) ^ 2");
+    assert_eq!(
+        canon(r#"{a="b"} | size > 1KiB | d < 90s"#),
+        r#"{a="b"} | size>1024B | d<1m30s"#
+    );
+    assert_eq!(
+        canon(r#"{a="b"} | (x="1" or y="2") and z="3""#),
+        r#"{a="b"} | (x="1" or y="2") and z="3""#
+    );
+}
+
+#[test]
 fn log_query_ast_shape() {
     let Expr::Log(sel) = ok(r#"{app="foo"} |= "a" or "b" | json | status >= 500, level="error""#)
     else {
@@ -273,6 +314,10 @@ fn error_messages_match_loki() {
     assert!(err(r#"{app="foo"} + 1"#).contains("unexpected +"));
     assert!(err(r#"rate({app="foo"}[5x])"#).contains("invalid duration"));
     assert!(err(r#"{app="foo"} | json | status > "x""#).contains("unexpected STRING"));
+    assert_eq!(
+        err(r#"{app="foo"} | label_format a=b, a="{{.c}}""#),
+        "parse error : multiple label name 'a' not allowed in a single format operation"
+    );
 }
 
 #[test]

@@ -282,6 +282,16 @@ fn is_json_number(t: &str) -> bool {
 
 /// Appends `key` sanitised to label-name characters (Loki's `sanitizeLabelKey`).
 pub(crate) fn push_sanitized(out: &mut String, key: &str, is_prefix: bool) {
+    let bytes = key.as_bytes();
+    // Fast path: the key is already a valid label name fragment.
+    if bytes
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        && !(is_prefix && bytes.first().is_some_and(u8::is_ascii_digit))
+    {
+        out.push_str(key);
+        return;
+    }
     let key = key.trim();
     if is_prefix && key.as_bytes().first().is_some_and(u8::is_ascii_digit) {
         out.push('_');

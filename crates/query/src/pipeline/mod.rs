@@ -15,7 +15,16 @@ pub mod state;
 pub mod template;
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::sync::Arc;
+
+thread_local! {
+    /// Per-thread pool of label string pairs, recycled across dropped lines.
+    static SPARE: Cell<Vec<(String, String)>> = const { Cell::new(Vec::new()) };
+}
+
+/// Upper bound on pooled pairs per thread.
+const MAX_SPARE: usize = 256;
 
 use inferscope_model::{LabelMatcher, Labels};
 
@@ -266,14 +275,27 @@ impl Pipeline {
         let mut st = State {
             stream: Cow::Borrowed(stream.as_pairs()),
             meta: Cow::Borrowed(structured_metadata),
-            parsed: Vec::new(),
+            parsed: Vec::with_capacity(16),
+            spare: SPARE.with(Cell::take),
         };
         let mut line: Cow<'_, str> = Cow::Borrowed(line);
         for stage in self.stages.iter() {
             if !run_stage(stage, timestamp_ns, &mut line, &mut st) {
+                // Dropped: keep the parsed strings' buffers for the next line.
+                let mut spare = std::mem::take(&mut st.spare);
+                if spare.len() < MAX_SPARE {
+                    // Only small buffers are worth keeping around.
+                    spare.extend(
+                        st.parsed
+                            .drain(..)
+                            .filter(|(k, v)| k.capacity() <= 128 && v.capacity() <= 512),
+                    );
+                }
+                SPARE.with(|s| s.set(spare));
                 return None;
             }
         }
+        SPARE.with(|s| s.set(std::mem::take(&mut st.spare)));
         Some(Processed {
             line: line.into_owned(),
             stream: match st.stream {

@@ -21,6 +21,9 @@ pub struct State<'a> {
     pub meta: Cow<'a, [(String, String)]>,
     /// Parsed labels in insertion order.
     pub parsed: Vec<(String, String)>,
+    /// Recycled string pairs reused by [`State::set_parsed`] to avoid allocating
+    /// for lines that a later filter drops.
+    pub spare: Vec<(String, String)>,
 }
 
 fn find<'a>(v: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -44,6 +47,12 @@ impl State<'_> {
     pub fn set_parsed(&mut self, name: &str, value: &str) {
         if let Some(slot) = self.parsed.iter_mut().find(|(k, _)| k == name) {
             value.clone_into(&mut slot.1);
+        } else if let Some(mut slot) = self.spare.pop() {
+            slot.0.clear();
+            slot.0.push_str(name);
+            slot.1.clear();
+            slot.1.push_str(value);
+            self.parsed.push(slot);
         } else {
             self.parsed.push((name.to_string(), value.to_string()));
         }

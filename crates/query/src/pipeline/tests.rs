@@ -467,3 +467,40 @@ fn required_label_hints_limit_extraction() {
         .expect("kept");
     assert_eq!(r.parsed, vec![("a".to_string(), "1".to_string())]);
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    const QUERIES: &[&str] = &[
+        r#"{app="foo"} | json | level="error" | line_format "{{.msg | upper}} {{ __line__ }}""#,
+        r#"{app="foo"} | logfmt --strict | status >= 500 or latency > 1s | drop a"#,
+        r#"{app="foo"} | logfmt | label_format x="{{ .a }}{{ .b | default \"z\" }}", y=a | keep x, y"#,
+        r#"{app="foo"} | pattern "<a> <b> <_>" | a=~"[0-9]+" | decolorize"#,
+        r#"{app="foo"} | regexp "(?P<first>\\w+)" | unpack | json x="a[0].b""#,
+        r#"{app="foo"} |= "x" or "y" |~ "a.c" !> "<_> z" | addr = ip("10.0.0.0/8")"#,
+    ];
+
+    proptest! {
+        #[test]
+        fn pipelines_never_panic(line in "\\PC{0,80}", i in 0..QUERIES.len()) {
+            let p = selector(QUERIES[i]).pipeline().expect("compiles");
+            let meta = vec![("trace_id".to_string(), "t".to_string())];
+            let _ = p.process(0, &line, &Labels::from_pairs([("app", "foo"), ("a", "x")]), &meta);
+        }
+
+        #[test]
+        fn templates_never_panic(src in "(\\{\\{|\\}\\}|[ .a-z|()\"0-9-]|if|else|end|printf|%|upper){0,30}") {
+            if let Ok(t) = super::super::template::Template::compile(&src) {
+                struct D;
+                impl super::super::template::TemplateData for D {
+                    fn label(&self, _: &str) -> Option<&str> { Some("12") }
+                    fn line(&self) -> &str { "line" }
+                    fn timestamp_ns(&self) -> i64 { 1 }
+                }
+                let mut out = String::new();
+                let _ = t.render(&D, &mut out);
+            }
+        }
+    }
+}
