@@ -705,6 +705,15 @@ impl Store {
         Ok(())
     }
 
+    /// Line bytes held in the active and frozen heads, and how many frozen
+    /// heads are waiting to be written: the cheap part of [`Store::metrics`],
+    /// for the server's backpressure check on every push.
+    pub fn head_pressure(&self) -> (u64, usize) {
+        let st = self.inner.state.read();
+        let bytes = st.head.bytes() + st.frozen.iter().map(|f| f.head.bytes()).sum::<usize>();
+        (bytes as u64, st.frozen.len())
+    }
+
     /// Whether the head is over `head_max_bytes` or older than
     /// `head_max_age`, i.e. whether [`Store::maintain`] would flush now. The
     /// server can poll it after appends to call `maintain` early and keep

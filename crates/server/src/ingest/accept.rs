@@ -123,8 +123,8 @@ fn wait_for_flush(state: &AppState) -> Result<(), ApiError> {
     let limit = state.config.storage.head_max_bytes.saturating_mul(3) / 2;
     let started = std::time::Instant::now();
     loop {
-        let m = state.store.metrics();
-        if m.frozen_heads == 0 || m.head_bytes <= limit {
+        let (head_bytes, frozen_heads) = state.store.head_pressure();
+        if frozen_heads == 0 || head_bytes <= limit {
             return Ok(());
         }
         state.maintenance_wakeup.notify_one();

@@ -116,7 +116,8 @@ pub fn validate(streams: Vec<PushStream>, limits: &LimitsConfig, now_ns: i64) ->
             );
             continue;
         }
-        let labels_text = stream.labels.to_string();
+        // Formatted only when an entry is refused: the messages are built lazily.
+        let labels_text = &stream.labels;
         let mut kept = Vec::with_capacity(stream.entries.len());
         for mut entry in std::mem::take(&mut stream.entries) {
             let size = entry.size_bytes();
