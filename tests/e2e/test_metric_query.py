@@ -88,3 +88,35 @@ def test_format_query_prints_canonical_logql(server):
     # The canonical text parses back to the same query: formatting it again changes nothing.
     assert server.get("/loki/api/v1/format_query", query=formatted).json()["data"] == formatted
     assert server.get("/loki/api/v1/format_query", query="{app=").status_code == 400
+
+
+def test_grouping_pushdown_changes_no_result(server):
+    """`sum by` over an additive range function and a range function's own `by` let the
+    server reduce series to the grouping labels while scanning and parse only those
+    fields; `* 1` (a binary operator) disables that. Both forms must agree, with lines
+    that each carry a unique field (one series per line without the reduction)."""
+    test = unique()
+    base = (now_ns() - 10 * MINUTE) // MINUTE * MINUTE
+    for i in range(40):
+        line = json.dumps({"level": ["info", "error"][i % 2], "trace_id": f"t{i}",
+                           "latency_ms": i * 10, "model": ["llama", "qwen"][i % 3 == 0]})
+        server.push_lines({"test": test, "app": "gw", "pod": "abc"[i % 3]}, [line], base + i * 10 * SECOND)
+    end = base + 7 * MINUTE
+    for query in [
+        f'sum by (pod) (count_over_time({{test="{test}"}} | json | level="error" [2m]))',
+        f'sum by (model, pod) (rate({{test="{test}"}} | json [2m]))',
+        f'sum without (trace_id, latency_ms, level) (bytes_over_time({{test="{test}"}} | json [2m]))',
+        f'sum by (pod) (sum_over_time({{test="{test}"}} | json | unwrap latency_ms [2m]))',
+        f'quantile_over_time(0.9, {{test="{test}"}} | json | unwrap latency_ms | __error__="" [2m]) by (model)',
+        f'max_over_time({{test="{test}"}} | json | unwrap latency_ms [2m]) by (pod)',
+    ]:
+        pushed = matrix(server, query, base, end, "60")
+        plain = matrix(server, f"({query}) * 1", base, end, "60")
+        assert pushed, query
+        assert pushed == plain, query
+    # The reduced form still reports the JSON parser's errors of non-JSON lines.
+    server.push_lines({"test": test, "app": "gw", "pod": "a"}, ["plain text line"], base + 5 * SECOND)
+    r = server.get("/loki/api/v1/query_range", start=str(base), end=str(end), step="60",
+                   query=f'sum by (pod) (count_over_time({{test="{test}"}} | json [2m]))')
+    assert r.status_code == 400, r.text
+    assert "JSONParserErr" in r.text

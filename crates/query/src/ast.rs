@@ -833,6 +833,21 @@ pub(crate) fn fmt_number(n: f64) -> String {
 }
 
 impl LabelFilterExpr {
+    /// Appends the label names this filter reads to `out`.
+    pub fn names<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            LabelFilterExpr::And(a, b) | LabelFilterExpr::Or(a, b) => {
+                a.names(out);
+                b.names(out);
+            }
+            LabelFilterExpr::Matcher(m) => out.push(&m.name),
+            LabelFilterExpr::Number { name, .. }
+            | LabelFilterExpr::Duration { name, .. }
+            | LabelFilterExpr::Bytes { name, .. }
+            | LabelFilterExpr::Ip { name, .. } => out.push(name),
+        }
+    }
+
     fn precedence(&self) -> u8 {
         match self {
             LabelFilterExpr::Or(..) => 1,

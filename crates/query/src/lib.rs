@@ -91,6 +91,15 @@ impl LogSelector {
     /// [`LogSelector::line_prefilter`] covers: use it when the storage already applied
     /// the prefilter, to avoid scanning every line twice.
     pub fn pipeline_after_prefilter(&self) -> Result<Pipeline, PipelineError> {
+        self.pipeline_after_prefilter_with_required_labels(None)
+    }
+
+    /// [`LogSelector::pipeline_after_prefilter`] with the parser hints of
+    /// [`LogSelector::pipeline_with_required_labels`] (`None`: every label).
+    pub fn pipeline_after_prefilter_with_required_labels(
+        &self,
+        required: Option<&[&str]>,
+    ) -> Result<Pipeline, PipelineError> {
         let prefix = self.raw_line_prefix();
         let stages: Vec<Stage> = self
             .stages
@@ -99,6 +108,6 @@ impl LogSelector {
             .filter(|(i, s)| !(*i < prefix && matches!(s, Stage::LineFilter(_))))
             .map(|(_, s)| s.clone())
             .collect();
-        Pipeline::compile_stages(&stages)
+        Pipeline::compile_with_hints(&stages, required)
     }
 }

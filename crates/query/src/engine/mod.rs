@@ -204,11 +204,19 @@ impl Evaluator<'_> {
                 Order::Labels,
             )),
             MetricExpr::Range(agg) => {
-                let series = range::eval_range(agg, self.steps, self.source)?;
+                let series = range::eval_range(agg, self.steps, self.source, None)?;
                 Ok(Eval::Vector(series, Order::Labels))
             }
             MetricExpr::Vector(agg) => {
-                let inner = self.eval(&agg.inner)?;
+                let inner = match &agg.inner {
+                    MetricExpr::Range(r) => {
+                        let outer =
+                            range::outer_grouping_pushdown(agg.op, agg.grouping.as_ref(), r);
+                        let series = range::eval_range(r, self.steps, self.source, outer)?;
+                        Eval::Vector(series, Order::Labels)
+                    }
+                    other => self.eval(other)?,
+                };
                 aggregate::eval_vector_agg(self, agg, inner)
             }
             MetricExpr::Binary(b) => {
@@ -273,7 +281,7 @@ impl Evaluator<'_> {
 
 /// The labels of `labels` kept by a grouping: `by` keeps the listed ones, `without`
 /// drops them, no grouping keeps none.
-pub(crate) fn group_labels(labels: &Labels, grouping: Option<&Grouping>) -> Labels {
+pub fn group_labels(labels: &Labels, grouping: Option<&Grouping>) -> Labels {
     match grouping {
         None => Labels::empty(),
         Some(g) => Labels::from_pairs(

@@ -12,20 +12,32 @@ use inferscope_model::{Labels, MatchOp};
 
 use super::value::{EngineError, Sample, Series};
 use super::{SSeries, SampleSource, Steps, group_labels};
-use crate::ast::{RangeAggregation, RangeOp};
+use crate::ast::{Grouping, RangeAggregation, RangeOp, VectorOp};
 
 /// Evaluates one range aggregation into series sorted by labels.
+///
+/// `outer` is the grouping of an enclosing `sum` whose result does not change
+/// when series that it puts together are merged before this range function
+/// (see [`outer_grouping_pushdown`]).
 pub(crate) fn eval_range(
     agg: &RangeAggregation,
     steps: Steps,
     source: &dyn SampleSource,
+    outer: Option<&Grouping>,
 ) -> Result<Vec<SSeries>, EngineError> {
     let offset = agg.offset_ns.unwrap_or(0);
     let range = agg.range_ns;
     let last_ts = steps.ts(steps.n.saturating_sub(1));
     let from = steps.ts(0).saturating_sub(range).saturating_sub(offset);
     let to = last_ts.saturating_sub(offset);
-    let raw = source.samples(agg, from, to)?;
+    // The range function's own grouping merges series anyway; otherwise an outer
+    // `sum`'s grouping may be pushed down. `absent_over_time` needs no labels hint.
+    let keep = match (agg.op, &agg.grouping) {
+        (RangeOp::AbsentOverTime, _) => None,
+        (_, Some(g)) => Some(g),
+        (_, None) => outer,
+    };
+    let raw = source.samples(agg, from, to, keep)?;
     if agg.op == RangeOp::AbsentOverTime {
         return Ok(absent_over_time(agg, raw, steps, range, offset));
     }
@@ -68,6 +80,29 @@ pub(crate) fn eval_range(
     }
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
     Ok(out)
+}
+
+/// The grouping of `sum by/without (…) (op(…))` that may be pushed down into `op`:
+/// summing the range function over merged series equals summing it over each
+/// series when the function is additive over samples (counts, byte counts, sums
+/// and their rates), as in Loki's vector-grouping injection.
+pub(crate) fn outer_grouping_pushdown<'a>(
+    outer_op: VectorOp,
+    outer_grouping: Option<&'a Grouping>,
+    inner: &RangeAggregation,
+) -> Option<&'a Grouping> {
+    let additive = matches!(
+        inner.op,
+        RangeOp::CountOverTime
+            | RangeOp::Rate
+            | RangeOp::BytesOverTime
+            | RangeOp::BytesRate
+            | RangeOp::SumOverTime
+    );
+    // A `rate` over an unwrap is additive too (sum of values / range).
+    (outer_op == VectorOp::Sum && additive && inner.grouping.is_none())
+        .then_some(outer_grouping)
+        .flatten()
 }
 
 /// Concatenates sample lists and sorts them by time (stable), skipping the sort when

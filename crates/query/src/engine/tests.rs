@@ -6,7 +6,7 @@ use inferscope_model::{Labels, matches_all};
 use proptest::prelude::*;
 
 use super::*;
-use crate::ast::{Expr, RangeAggregation, RangeOp};
+use crate::ast::{Expr, Grouping, RangeAggregation, RangeOp};
 
 const SEC: i64 = 1_000_000_000;
 
@@ -35,9 +35,10 @@ impl SampleSource for Mem {
         agg: &RangeAggregation,
         start_ns: i64,
         end_ns: i64,
+        keep: Option<&Grouping>,
     ) -> Result<Vec<Series>, EngineError> {
         let bytes = matches!(agg.op, RangeOp::BytesOverTime | RangeOp::BytesRate);
-        Ok(self
+        let series: Vec<Series> = self
             .streams
             .iter()
             .filter(|s| matches_all(&agg.selector.matchers, &s.labels))
@@ -60,7 +61,31 @@ impl SampleSource for Mem {
                     .collect(),
             })
             .filter(|s| !s.samples.is_empty())
-            .collect())
+            .collect();
+        // Honour the hint the way the server does, so that every conformance test
+        // also checks that pushing a grouping down changes no result.
+        let Some(keep) = keep else {
+            return Ok(series);
+        };
+        let mut merged: Vec<Series> = Vec::new();
+        for s in series {
+            let labels = if s.labels.get("__error__").is_some() {
+                s.labels
+            } else {
+                group_labels(&s.labels, Some(keep))
+            };
+            match merged.iter_mut().find(|m| m.labels == labels) {
+                Some(m) => {
+                    m.samples.extend(s.samples);
+                    m.samples.sort_by_key(|x| x.timestamp_ns);
+                }
+                None => merged.push(Series {
+                    labels,
+                    samples: s.samples,
+                }),
+            }
+        }
+        Ok(merged)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use inferscope_model::Labels;
 
-use crate::ast::RangeAggregation;
+use crate::ast::{Grouping, RangeAggregation};
 
 /// One point: a timestamp in nanoseconds and a value.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,11 +68,18 @@ pub trait SampleSource {
     /// `absent_over_time`) the value is 1.0 per entry, or the line length in bytes for
     /// `bytes_over_time`/`bytes_rate`; for unwrapped ones it is the unwrapped value.
     /// Series still carrying an `__error__` label make the query fail like Loki.
+    ///
+    /// `keep` is a hint: when set, the engine only needs the labels that grouping
+    /// keeps ([`group_labels`](super::group_labels)), so the source may reduce each
+    /// series' labels to them (merging series that become equal) and tell its
+    /// parsers to extract nothing else. Series with an `__error__` label must keep
+    /// all their labels, so that the error is reported as without the hint.
     fn samples(
         &self,
         agg: &RangeAggregation,
         start_ns: i64,
         end_ns: i64,
+        keep: Option<&Grouping>,
     ) -> Result<Vec<Series>, EngineError>;
 }
 

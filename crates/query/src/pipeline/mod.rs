@@ -140,6 +140,25 @@ impl Processed {
         pairs.extend(self.parsed.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         Labels::from_pairs(pairs)
     }
+
+    /// The value of `name` in [`Processed::all_labels`] (parsed wins, then
+    /// metadata, then stream), without building the label set.
+    pub fn label(&self, name: &str) -> Option<&str> {
+        let found = self
+            .parsed
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .or_else(|| {
+                self.structured_metadata
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == name)
+            })
+            .map(|(_, v)| v.as_str())
+            .or_else(|| self.stream.get(name));
+        found.filter(|v| !v.is_empty())
+    }
 }
 
 fn compile_extractions(ex: &[LabelExtraction]) -> Vec<(String, String)> {

@@ -13,9 +13,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use inferscope_model::{Labels, TimeRange};
 use inferscope_query::engine::{
-    EngineError, EvalParams, Sample, SampleSource, Series, Value, evaluate,
+    EngineError, EvalParams, Sample, SampleSource, Series, Value, evaluate, group_labels,
 };
-use inferscope_query::{MetricExpr, Pipeline, RangeAggregation, RangeOp, Stage, UnwrapConversion};
+use inferscope_query::{
+    Grouping, MetricExpr, Pipeline, Processed, RangeAggregation, RangeOp, Stage, UnwrapConversion,
+};
 use inferscope_storage::{ScanRequest, ScanTask, Store};
 use rayon::prelude::*;
 
@@ -88,6 +90,80 @@ fn convert(value: &str, conversion: UnwrapConversion) -> Option<f64> {
     }
 }
 
+/// The labels the parsers must extract when only `keep`'s labels are needed:
+/// those, the unwrapped one and the ones the unwrap's filters read. `None`
+/// (every label) without a `by` grouping.
+fn required_labels<'a>(
+    agg: &'a RangeAggregation,
+    keep: Option<&'a Grouping>,
+) -> Option<Vec<&'a str>> {
+    let keep = keep.filter(|g| !g.without)?;
+    let mut names: Vec<&str> = keep.labels.iter().map(String::as_str).collect();
+    if let Some(unwrap) = &agg.unwrap {
+        names.push(&unwrap.label);
+        for f in &unwrap.post_filters {
+            f.names(&mut names);
+        }
+    }
+    Some(names)
+}
+
+/// The series labels of a processed entry when the engine only needs `keep`'s:
+/// an entry with an `__error__` keeps every label, so the error is reported.
+fn kept_labels(processed: &Processed, keep: Option<&Grouping>) -> Labels {
+    match keep {
+        Some(g) if !g.without && processed.label("__error__").is_none() => {
+            by_labels(processed, Some(g), None)
+        }
+        Some(g) => {
+            let all = processed.all_labels();
+            if all.get("__error__").is_some() {
+                all
+            } else {
+                group_labels(&all, Some(g))
+            }
+        }
+        None => processed.all_labels(),
+    }
+}
+
+/// The `by` labels of `keep` read in place from `processed`, without `except`
+/// (the unwrapped label, which a series never carries).
+fn by_labels(processed: &Processed, keep: Option<&Grouping>, except: Option<&str>) -> Labels {
+    let Some(g) = keep else {
+        return Labels::empty();
+    };
+    Labels::from_pairs(
+        g.labels
+            .iter()
+            .filter(|n| Some(n.as_str()) != except)
+            .filter_map(|n| processed.label(n).map(|v| (n.as_str(), v))),
+    )
+}
+
+/// Loki's error labels for a value that does not convert.
+fn unwrap_error_pairs(raw: &str) -> [(String, String); 2] {
+    [
+        ("__error__".into(), SAMPLE_EXTRACTION_ERROR.into()),
+        (
+            "__error_details__".into(),
+            format!("strconv.ParseFloat: parsing {raw:?}: invalid syntax"),
+        ),
+    ]
+}
+
+/// Every label of `processed` but the unwrapped one, plus the conversion error.
+fn unwrap_error_labels(processed: &Processed, unwrapped: &str, raw: &str) -> Labels {
+    let all = processed.all_labels();
+    let mut pairs: Vec<(String, String)> = all
+        .iter()
+        .filter(|(k, _)| *k != unwrapped)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    pairs.extend(unwrap_error_pairs(raw));
+    Labels::from_pairs(pairs)
+}
+
 impl StoreSource<'_> {
     fn scan_tasks(
         &self,
@@ -116,13 +192,16 @@ impl StoreSource<'_> {
         task: &ScanTask,
         pipeline: &Pipeline,
         extract: &Extract,
+        keep: Option<&Grouping>,
     ) -> Result<HashMap<Labels, Vec<Sample>>, EngineError> {
         let mut series: HashMap<Labels, Vec<Sample>> = HashMap::new();
         // Without a pipeline and metadata, the series is the stream. Entries come
         // stream by stream, so a run of one stream's samples is kept aside and
         // hashed into the map once, not once per entry.
         let mut run: Option<(Labels, Vec<Sample>)> = None;
-        let fast_path = pipeline.is_noop() && matches!(extract, Extract::One | Extract::LineBytes);
+        let fast_path = pipeline.is_noop()
+            && keep.is_none()
+            && matches!(extract, Extract::One | Extract::LineBytes);
         let stats = task
             .run(&mut |labels, entry| {
                 if fast_path && entry.structured_metadata.is_empty() {
@@ -153,8 +232,24 @@ impl StoreSource<'_> {
                     return;
                 };
                 let (series_labels, value) = match extract {
-                    Extract::One => (processed.all_labels(), 1.0),
-                    Extract::LineBytes => (processed.all_labels(), processed.line.len() as f64),
+                    Extract::One => (kept_labels(&processed, keep), 1.0),
+                    Extract::LineBytes => {
+                        (kept_labels(&processed, keep), processed.line.len() as f64)
+                    }
+                    Extract::Unwrap {
+                        label,
+                        conversion,
+                        post_filters: None,
+                    } if keep.is_some_and(|g| !g.without)
+                        && processed.label("__error__").is_none() =>
+                    {
+                        // Fast path: the value and the kept labels are read in place.
+                        let raw = processed.label(label).unwrap_or("");
+                        match convert(raw, *conversion) {
+                            Some(v) => (by_labels(&processed, keep, Some(label)), v),
+                            None => (unwrap_error_labels(&processed, label, raw), 0.0),
+                        }
+                    }
                     Extract::Unwrap {
                         label,
                         conversion,
@@ -169,11 +264,7 @@ impl StoreSource<'_> {
                             .map(|(k, v)| (k.to_string(), v.to_string()))
                             .collect();
                         if converted.is_none() && all.get("__error__").is_none() {
-                            pairs.push(("__error__".into(), SAMPLE_EXTRACTION_ERROR.into()));
-                            pairs.push((
-                                "__error_details__".into(),
-                                format!("strconv.ParseFloat: parsing {raw:?}: invalid syntax"),
-                            ));
+                            pairs.extend(unwrap_error_pairs(raw));
                         }
                         let mut labels = Labels::from_pairs(pairs);
                         if let Some(filters) = post_filters {
@@ -181,6 +272,12 @@ impl StoreSource<'_> {
                                 Some(p) => labels = p.all_labels(),
                                 None => return,
                             }
+                        }
+                        if labels.get("__error__").is_none() {
+                            labels = match keep {
+                                Some(g) => group_labels(&labels, Some(g)),
+                                None => labels,
+                            };
                         }
                         (labels, converted.unwrap_or(0.0))
                     }
@@ -208,10 +305,12 @@ impl SampleSource for StoreSource<'_> {
         agg: &RangeAggregation,
         start_ns: i64,
         end_ns: i64,
+        keep: Option<&Grouping>,
     ) -> Result<Vec<Series>, EngineError> {
+        let required = required_labels(agg, keep);
         let pipeline = agg
             .selector
-            .pipeline_after_prefilter()
+            .pipeline_after_prefilter_with_required_labels(required.as_deref())
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
         let extract = Extract::for_aggregation(agg)?;
         let tasks = self.scan_tasks(agg, start_ns, end_ns)?;
@@ -221,7 +320,7 @@ impl SampleSource for StoreSource<'_> {
                 if self.cancel.load(Ordering::Relaxed) {
                     return Err(EngineError::Source("query timed out".into()));
                 }
-                self.run_task(task, &pipeline, &extract)
+                self.run_task(task, &pipeline, &extract, keep)
             })
             .collect();
         let mut merged: HashMap<Labels, Vec<Sample>> = HashMap::new();
