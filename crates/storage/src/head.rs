@@ -56,6 +56,11 @@ impl Chunk {
         self.max_ts = self.max_ts.max(e.timestamp_ns);
     }
 
+    /// Sum of the line lengths.
+    pub fn line_bytes(&self) -> usize {
+        self.lines.len()
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.ts.len()

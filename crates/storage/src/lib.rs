@@ -13,10 +13,12 @@ pub mod head;
 pub mod manifest;
 pub mod retention;
 pub mod scan;
+pub mod segments;
 pub mod store;
 pub mod wal;
 
 pub use error::StorageError;
 pub use scan::{EntryRef, LineFilter, MetadataIter, MetadataRef, ScanRequest, ScanStats, ScanTask};
+pub use segments::Segment;
 pub use store::{AppendStats, Store, StoreConfig, StoreMetrics};
 pub use wal::WalSync;

@@ -36,6 +36,10 @@ pub struct StreamMeta {
     pub min_ts: i64,
     /// Largest timestamp of the stream in the block.
     pub max_ts: i64,
+    /// Sum of the stream's line lengths in the block (`None` in blocks
+    /// written before this field existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line_bytes: Option<u64>,
 }
 
 /// One block of a tenant.

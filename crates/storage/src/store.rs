@@ -333,7 +333,7 @@ impl Store {
         })
     }
 
-    fn snapshot(&self, tenant: &str) -> (Vec<Arc<Head>>, Vec<Arc<BlockEntry>>) {
+    pub(crate) fn snapshot(&self, tenant: &str) -> (Vec<Arc<Head>>, Vec<Arc<BlockEntry>>) {
         let st = self.inner.state.read();
         let mut heads = vec![st.head.clone()];
         heads.extend(st.frozen.iter().map(|f| f.head.clone()));

@@ -30,7 +30,7 @@ use crate::tenant::tenant_of;
 use crate::units::format_duration;
 
 /// Default range of log queries (`since`), as in Loki.
-const DEFAULT_QUERY_SINCE: Duration = Duration::from_secs(3600);
+pub(crate) const DEFAULT_QUERY_SINCE: Duration = Duration::from_secs(3600);
 /// Default range of label and series queries, as in Loki.
 const DEFAULT_METADATA_SINCE: Duration = Duration::from_secs(6 * 3600);
 /// Default `limit`.
@@ -393,7 +393,7 @@ async fn series(
 }
 
 /// `start`/`end`/`since` with Loki's defaults: end = now, start = end - since.
-fn time_range(params: &Params, default_since: Duration) -> Result<TimeRange, ApiError> {
+pub(crate) fn time_range(params: &Params, default_since: Duration) -> Result<TimeRange, ApiError> {
     let end = params.time_ns("end")?.unwrap_or_else(now_ns);
     let since = params.duration("since")?;
     let start = match (since, params.time_ns("start")?) {

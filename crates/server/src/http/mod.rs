@@ -1,6 +1,7 @@
 //! The HTTP API: one module per API, each exporting `routes()`, merged here.
 
 pub mod health;
+pub mod loki_index;
 pub mod loki_push;
 pub mod loki_query;
 pub mod loki_tail;
@@ -17,6 +18,7 @@ use crate::state::AppState;
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(health::routes())
+        .merge(loki_index::routes())
         .merge(loki_push::routes())
         .merge(loki_query::routes())
         .merge(loki_tail::routes())

@@ -144,6 +144,7 @@ impl BlockBuilder {
             row_count: 0,
             min_ts: i64::MAX,
             max_ts: i64::MIN,
+            line_bytes: Some(0),
         });
     }
 
@@ -160,6 +161,7 @@ impl BlockBuilder {
             ));
         };
         s.row_count += 1;
+        s.line_bytes = s.line_bytes.map(|b| b + line.len() as u64);
         s.min_ts = s.min_ts.min(ts);
         s.max_ts = s.max_ts.max(ts);
         self.stream_ids.append_value(self.current_fp);
