@@ -24,9 +24,8 @@ use inferscope_storage::Segment;
 use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::http::loki_query::{DEFAULT_QUERY_SINCE, time_range};
+use crate::http::loki_query::{DEFAULT_QUERY_SINCE, observe, time_range};
 use crate::http::params::Params;
-use crate::metrics::{QUERY_REQUESTS, QUERY_SECONDS};
 use crate::query::response::{Success, format_value};
 use crate::state::AppState;
 use crate::tenant::tenant_of;
@@ -43,26 +42,6 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/loki/api/v1/index/volume_range",
             get(volume_range).post(volume_range),
         )
-}
-
-fn observe(
-    state: &AppState,
-    endpoint: &'static str,
-    started: Instant,
-    result: Result<Response, ApiError>,
-) -> Response {
-    let response = result.unwrap_or_else(IntoResponse::into_response);
-    state.metrics.add(
-        QUERY_REQUESTS,
-        &[("endpoint", endpoint), ("code", response.status().as_str())],
-        1.0,
-    );
-    state.metrics.add(
-        QUERY_SECONDS,
-        &[("endpoint", endpoint)],
-        started.elapsed().as_secs_f64(),
-    );
-    response
 }
 
 /// The matchers of `query`: a stream selector, or a log query whose
@@ -290,22 +269,51 @@ struct VolumeData<T: Serialize> {
 }
 
 /// Parameters shared by both volume endpoints.
-fn volume_request(
-    state: &AppState,
-    headers: &HeaderMap,
-    raw: Option<&str>,
-    body: &[u8],
-) -> Result<(String, Params, Vec<LabelMatcher>, TimeRange, Aggregation, usize), ApiError> {
-    let tenant = tenant_of(headers, state.config.auth_enabled)?;
-    let params = Params::parse(raw, Some(body))?;
-    let matchers = index_matchers(&params)?;
-    let range = time_range(&params, DEFAULT_QUERY_SINCE)?;
-    let aggregation = Aggregation::from_params(&params, &matchers)?;
-    let limit = params.usize("limit")?.unwrap_or(DEFAULT_VOLUME_LIMIT);
-    if limit == 0 {
-        return Err(ApiError::bad_request("limit must be a positive value"));
+struct VolumeRequest {
+    tenant: String,
+    params: Params,
+    matchers: Vec<LabelMatcher>,
+    range: TimeRange,
+    aggregation: Aggregation,
+    limit: usize,
+}
+
+impl VolumeRequest {
+    fn parse(
+        state: &AppState,
+        headers: &HeaderMap,
+        raw: Option<&str>,
+        body: &[u8],
+    ) -> Result<Self, ApiError> {
+        let tenant = tenant_of(headers, state.config.auth_enabled)?;
+        let params = Params::parse(raw, Some(body))?;
+        let matchers = index_matchers(&params)?;
+        let range = time_range(&params, DEFAULT_QUERY_SINCE)?;
+        let aggregation = Aggregation::from_params(&params, &matchers)?;
+        let limit = params.usize("limit")?.unwrap_or(DEFAULT_VOLUME_LIMIT);
+        if limit == 0 {
+            return Err(ApiError::bad_request("limit must be a positive value"));
+        }
+        Ok(VolumeRequest {
+            tenant,
+            params,
+            matchers,
+            range,
+            aggregation,
+            limit,
+        })
     }
-    Ok((tenant, params, matchers, range, aggregation, limit))
+
+    fn volumes(&self, state: &AppState, buckets: &Buckets) -> Vec<(SeriesKey, Vec<f64>)> {
+        aggregate_volumes(
+            state,
+            &self.tenant,
+            &self.matchers,
+            self.range,
+            &self.aggregation,
+            buckets,
+        )
+    }
 }
 
 async fn volume(
@@ -316,20 +324,12 @@ async fn volume(
 ) -> Response {
     let started = Instant::now();
     let result = (|| {
-        let (tenant, _, matchers, range, aggregation, limit) =
-            volume_request(&state, &headers, raw.as_deref(), &body)?;
-        let volumes = aggregate_volumes(
-            &state,
-            &tenant,
-            &matchers,
-            range,
-            &aggregation,
-            &Buckets::single(range),
-        );
-        let at = range.end_ns as f64 / 1e9;
+        let req = VolumeRequest::parse(&state, &headers, raw.as_deref(), &body)?;
+        let volumes = req.volumes(&state, &Buckets::single(req.range));
+        let at = req.range.end_ns as f64 / 1e9;
         let result: Vec<VectorOut> = volumes
             .into_iter()
-            .take(limit)
+            .take(req.limit)
             .map(|(labels, v)| VectorOut {
                 metric: labels.into_iter().collect(),
                 value: (at, format_value(v[0].round())),
@@ -352,10 +352,10 @@ async fn volume_range(
 ) -> Response {
     let started = Instant::now();
     let result = (|| {
-        let (tenant, params, matchers, range, aggregation, limit) =
-            volume_request(&state, &headers, raw.as_deref(), &body)?;
+        let req = VolumeRequest::parse(&state, &headers, raw.as_deref(), &body)?;
+        let range = req.range;
         let length = (range.end_ns - range.start_ns).max(0);
-        let step = match params.duration("step")? {
+        let step = match req.params.duration("step")? {
             Some(step) => step,
             // Loki's default step for range queries: the range / 250, at least 1 s.
             None => Duration::from_secs((length / 1_000_000_000 / 250).max(1) as u64),
@@ -377,11 +377,10 @@ async fn volume_range(
             step_ns,
             count,
         };
-        let volumes =
-            aggregate_volumes(&state, &tenant, &matchers, range, &aggregation, &buckets);
+        let volumes = req.volumes(&state, &buckets);
         let result: Vec<MatrixOut> = volumes
             .into_iter()
-            .take(limit)
+            .take(req.limit)
             .map(|(labels, v)| MatrixOut {
                 metric: labels.into_iter().collect(),
                 values: v

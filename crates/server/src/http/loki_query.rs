@@ -60,7 +60,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 /// Records the request in the server's metrics, whatever its outcome.
-fn observe(
+pub(crate) fn observe(
     state: &AppState,
     endpoint: &'static str,
     started: Instant,
@@ -410,7 +410,7 @@ pub(crate) fn time_range(params: &Params, default_since: Duration) -> Result<Tim
     Ok(TimeRange::new(start, end))
 }
 
-fn check_query_length(state: &AppState, range: TimeRange) -> Result<(), ApiError> {
+pub(crate) fn check_query_length(state: &AppState, range: TimeRange) -> Result<(), ApiError> {
     let max = state.config.limits_config.max_query_length;
     let length = Duration::from_nanos(range.end_ns.saturating_sub(range.start_ns).max(0) as u64);
     if !max.is_zero() && length > max + Duration::from_nanos(1) {

@@ -1,5 +1,6 @@
 //! The HTTP API: one module per API, each exporting `routes()`, merged here.
 
+pub mod drilldown;
 pub mod health;
 pub mod loki_index;
 pub mod loki_push;
@@ -18,6 +19,7 @@ use crate::state::AppState;
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(health::routes())
+        .merge(drilldown::routes())
         .merge(loki_index::routes())
         .merge(loki_push::routes())
         .merge(loki_query::routes())
