@@ -29,6 +29,66 @@ pub struct Config {
     pub storage: StorageSettings,
     /// Per-tenant limits, with Loki's names and defaults.
     pub limits_config: LimitsConfig,
+    /// The query frontend's results cache (Loki's `query_range:` block).
+    pub query_range: QueryRangeConfig,
+}
+
+/// Loki's `query_range:` block: caching of metric query results.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryRangeConfig {
+    /// Cache metric query results by split (on by default, unlike Loki).
+    pub cache_results: bool,
+    /// Where results are cached.
+    pub results_cache: ResultsCacheConfig,
+}
+
+impl Default for QueryRangeConfig {
+    fn default() -> Self {
+        QueryRangeConfig {
+            cache_results: true,
+            results_cache: ResultsCacheConfig::default(),
+        }
+    }
+}
+
+/// Loki's `results_cache:` block.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResultsCacheConfig {
+    /// The cache backend; only the embedded (in-process) one exists here.
+    pub cache: CacheBackendConfig,
+}
+
+/// Loki's cache backend block.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheBackendConfig {
+    /// The in-process cache.
+    pub embedded_cache: EmbeddedCacheConfig,
+}
+
+/// Loki's `embedded_cache:` block.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddedCacheConfig {
+    /// Whether the cache is used.
+    pub enabled: bool,
+    /// Most memory the cached results may take, in MB.
+    pub max_size_mb: u64,
+    /// How long a cached result may be served.
+    #[serde(deserialize_with = "serde_units::duration")]
+    pub ttl: Duration,
+}
+
+impl Default for EmbeddedCacheConfig {
+    fn default() -> Self {
+        EmbeddedCacheConfig {
+            enabled: true,
+            max_size_mb: 100,
+            ttl: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// Listen addresses (Loki's `server:` block).
@@ -170,6 +230,13 @@ pub struct LimitsConfig {
     /// Delete data older than this; 0 keeps it forever.
     #[serde(deserialize_with = "serde_units::duration")]
     pub retention_period: Duration,
+    /// Metric query results are cached in splits of this length.
+    #[serde(deserialize_with = "serde_units::duration")]
+    pub split_queries_by_interval: Duration,
+    /// Results of the most recent stretch of time are never cached (data
+    /// there may still arrive).
+    #[serde(deserialize_with = "serde_units::duration")]
+    pub max_cache_freshness_per_query: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -194,6 +261,8 @@ impl Default for LimitsConfig {
             max_query_length: Duration::from_secs(721 * 3600),
             query_timeout: Duration::from_secs(60),
             retention_period: Duration::from_secs(90 * 86_400),
+            split_queries_by_interval: Duration::from_secs(3600),
+            max_cache_freshness_per_query: Duration::from_secs(600),
         }
     }
 }
@@ -277,6 +346,11 @@ impl Config {
         if l.query_timeout.is_zero() {
             return Err(ConfigError::Invalid(
                 "limits_config.query_timeout must be > 0".into(),
+            ));
+        }
+        if l.split_queries_by_interval.is_zero() {
+            return Err(ConfigError::Invalid(
+                "limits_config.split_queries_by_interval must be > 0".into(),
             ));
         }
         if self.storage.head_max_bytes < 1 << 20 {

@@ -5,4 +5,5 @@ pub mod log_query;
 pub mod metric_query;
 pub mod patterns;
 pub mod response;
+pub mod results_cache;
 pub mod selector;
