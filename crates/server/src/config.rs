@@ -29,6 +29,27 @@ pub struct Config {
     pub storage: StorageSettings,
     /// Per-tenant limits, with Loki's names and defaults.
     pub limits_config: LimitsConfig,
+    /// Loki's `compactor:` block: log deletion settings.
+    pub compactor: CompactorConfig,
+}
+
+/// The settings of Loki's `compactor:` block that apply here (the embedded
+/// store compacts in its maintenance pass; see `storage:`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompactorConfig {
+    /// How long a delete request can be cancelled before its entries are
+    /// removed from storage (they are hidden from queries at once).
+    #[serde(deserialize_with = "serde_units::duration")]
+    pub delete_request_cancel_period: Duration,
+}
+
+impl Default for CompactorConfig {
+    fn default() -> Self {
+        CompactorConfig {
+            delete_request_cancel_period: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 /// Listen addresses (Loki's `server:` block).
@@ -333,6 +354,10 @@ mod tests {
             c.limits_config.retention_period,
             Duration::from_secs(90 * 86_400)
         );
+        assert_eq!(
+            c.compactor.delete_request_cancel_period,
+            Duration::from_secs(24 * 3600)
+        );
         c.validate().expect("defaults are valid");
     }
 
@@ -347,6 +372,13 @@ mod tests {
             c.limits_config.retention_period,
             Duration::from_secs(2160 * 3600)
         );
+        assert_eq!(
+            c.compactor.delete_request_cancel_period,
+            Duration::from_secs(24 * 3600)
+        );
+        let zero = Config::from_yaml("compactor:\n  delete_request_cancel_period: 0s\n")
+            .expect("zero cancel period");
+        assert!(zero.compactor.delete_request_cancel_period.is_zero());
     }
 
     #[test]

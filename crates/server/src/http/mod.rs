@@ -1,6 +1,7 @@
 //! The HTTP API: one module per API, each exporting `routes()`, merged here.
 
 pub mod health;
+pub mod loki_delete;
 pub mod loki_push;
 pub mod loki_query;
 pub mod loki_tail;
@@ -20,6 +21,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(loki_push::routes())
         .merge(loki_query::routes())
         .merge(loki_tail::routes())
+        .merge(loki_delete::routes())
         .layer(DefaultBodyLimit::max(loki_push::MAX_BODY_BYTES))
         .with_state(state)
 }
