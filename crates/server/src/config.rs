@@ -31,6 +31,8 @@ pub struct Config {
     pub limits_config: LimitsConfig,
     /// The query frontend's results cache (Loki's `query_range:` block).
     pub query_range: QueryRangeConfig,
+    /// Loki's `compactor:` block: log deletion settings.
+    pub compactor: CompactorConfig,
 }
 
 /// Loki's `query_range:` block: caching of metric query results.
@@ -87,6 +89,25 @@ impl Default for EmbeddedCacheConfig {
             enabled: true,
             max_size_mb: 100,
             ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The settings of Loki's `compactor:` block that apply here (the embedded
+/// store compacts in its maintenance pass; see `storage:`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompactorConfig {
+    /// How long a delete request can be cancelled before its entries are
+    /// removed from storage (they are hidden from queries at once).
+    #[serde(deserialize_with = "serde_units::duration")]
+    pub delete_request_cancel_period: Duration,
+}
+
+impl Default for CompactorConfig {
+    fn default() -> Self {
+        CompactorConfig {
+            delete_request_cancel_period: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -407,6 +428,10 @@ mod tests {
             c.limits_config.retention_period,
             Duration::from_secs(90 * 86_400)
         );
+        assert_eq!(
+            c.compactor.delete_request_cancel_period,
+            Duration::from_secs(24 * 3600)
+        );
         c.validate().expect("defaults are valid");
     }
 
@@ -421,6 +446,13 @@ mod tests {
             c.limits_config.retention_period,
             Duration::from_secs(2160 * 3600)
         );
+        assert_eq!(
+            c.compactor.delete_request_cancel_period,
+            Duration::from_secs(24 * 3600)
+        );
+        let zero = Config::from_yaml("compactor:\n  delete_request_cancel_period: 0s\n")
+            .expect("zero cancel period");
+        assert!(zero.compactor.delete_request_cancel_period.is_zero());
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
     store_config.compaction_min_blocks = s.compaction_min_blocks;
     let retention = config.limits_config.retention_period;
     store_config.retention = (!retention.is_zero()).then_some(retention);
+    store_config.deletes = http::loki_delete::store_delete_config(config);
     let store = Store::open(store_config)
         .await
         .with_context(|| format!("failed to open the store in {}", data_dir.display()))?;

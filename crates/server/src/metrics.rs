@@ -54,6 +54,13 @@ pub const QUERY_BYTES_SCANNED: Family = Family {
     help: "Log line bytes scanned by queries.",
 };
 
+/// Delete requests accepted, by tenant (Loki's
+/// `loki_compactor_delete_requests_received_total`).
+pub const DELETE_REQUESTS_RECEIVED: Family = Family {
+    name: "inferscope_delete_requests_received_total",
+    help: "Log deletion requests accepted, by tenant.",
+};
+
 type SeriesKey = (&'static str, Vec<(&'static str, String)>);
 
 /// Labelled counters.

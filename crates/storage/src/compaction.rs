@@ -13,6 +13,7 @@ use inferscope_model::Labels;
 
 use crate::block::reader::LoadedBlock;
 use crate::block::writer::{BlockBuilder, BuiltBlock};
+use crate::deletes::Tombstones;
 use crate::error::StorageError;
 use crate::manifest::BlockEntry;
 
@@ -63,19 +64,24 @@ pub fn plan(blocks: &[Arc<BlockEntry>], min_blocks: usize) -> Vec<Vec<Arc<BlockE
 }
 
 type Row = (i64, String, Vec<(String, String)>);
-/// A stream of the merged block, with the row ranges of it in each input.
-type StreamParts = BTreeMap<(u64, Labels), Vec<(usize, Range<usize>)>>;
+/// A stream of the merged block, with the row ranges (and time bounds) of it
+/// in each input.
+type StreamParts = BTreeMap<(u64, Labels), Vec<(usize, Range<usize>, (i64, i64))>>;
 
-/// Merges loaded blocks (with their manifest entries) into one new block.
+/// Merges loaded blocks (with their manifest entries) into one new block,
+/// leaving out the entries `deletes` removes; returns the block and how many
+/// entries were left out. With one input it rewrites a block (delete
+/// processing).
 ///
 /// Memory stays bounded by one stream's rows at a time: the union of the
 /// inputs' streams is walked in the block order (fingerprint, labels), and
 /// each stream's row ranges are read from every input, sorted by time and
 /// written before the next stream is read.
-pub fn merge(
+pub(crate) fn merge(
     key: &str,
     inputs: &[(Arc<BlockEntry>, Arc<LoadedBlock>)],
-) -> Result<BuiltBlock, StorageError> {
+    deletes: Option<&Tombstones>,
+) -> Result<(BuiltBlock, u64), StorageError> {
     let mut parts: StreamParts = BTreeMap::new();
     for (input, (entry, _)) in inputs.iter().enumerate() {
         for (idx, s) in entry.meta.streams.iter().enumerate() {
@@ -84,17 +90,29 @@ pub fn merge(
             parts
                 .entry((labels.fingerprint(), labels))
                 .or_default()
-                .push((input, rows));
+                .push((input, rows, (s.min_ts, s.max_ts)));
         }
     }
     let mut b = BlockBuilder::new(key)?;
     let mut rows: Vec<Row> = Vec::new();
+    let mut removed = 0;
     for ((_, labels), ranges) in parts {
         rows.clear();
-        for (input, range) in ranges {
+        let bounds = ranges.iter().fold((i64::MAX, i64::MIN), |b, p| {
+            (b.0.min(p.2.0), b.1.max(p.2.1))
+        });
+        let tombstones = deletes.and_then(|d| d.for_stream(&labels, bounds));
+        for (input, range, _) in ranges {
             inputs[input]
                 .1
                 .read_ranges(&[range], true, |_, ts, line, meta| {
+                    if tombstones
+                        .as_ref()
+                        .is_some_and(|t| t.deletes(ts, line.as_bytes()))
+                    {
+                        removed += 1;
+                        return;
+                    }
                     rows.push((ts, line.to_string(), meta.to_vec()));
                 })?;
         }
@@ -109,7 +127,7 @@ pub fn merge(
             )?;
         }
     }
-    b.finish()
+    Ok((b.finish()?, removed))
 }
 
 #[cfg(test)]

@@ -62,6 +62,16 @@ pub enum StorageError {
         /// What was wrong.
         reason: String,
     },
+    /// A persisted delete request could not be compiled.
+    #[error("delete request {request_id} of tenant {tenant}: {reason}")]
+    DeleteRequest {
+        /// The tenant.
+        tenant: String,
+        /// The request.
+        request_id: String,
+        /// What was wrong.
+        reason: String,
+    },
     /// A request was rejected before touching storage.
     #[error("invalid input: {0}")]
     InvalidInput(String),

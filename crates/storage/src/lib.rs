@@ -3,11 +3,13 @@
 //!
 //! [`Store`] is the entry point: [`Store::append`] writes a push to the WAL and
 //! the head, [`Store::scan`] turns a query into independent [`ScanTask`]s,
-//! [`Store::maintain`] flushes, compacts and applies retention. The bytes on
+//! [`Store::maintain`] flushes, compacts, applies delete requests and
+//! retention; [`Store::add_delete`] hides entries from every scan at once. The bytes on
 //! disk are described in `FORMAT.md`.
 
 pub mod block;
 pub mod compaction;
+pub mod deletes;
 pub mod error;
 pub mod head;
 pub mod manifest;
@@ -17,6 +19,10 @@ pub mod segments;
 pub mod store;
 pub mod wal;
 
+pub use deletes::{
+    CancelOutcome, DeleteCompiler, DeleteConfig, DeleteMetrics, DeleteRequest, DeleteSelector,
+    DeleteStatus,
+};
 pub use error::StorageError;
 pub use scan::{EntryRef, LineFilter, MetadataIter, MetadataRef, ScanRequest, ScanStats, ScanTask};
 pub use segments::Segment;

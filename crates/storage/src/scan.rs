@@ -7,6 +7,7 @@ use arrow_array::{Array, StringArray};
 use inferscope_model::{LabelMatcher, Labels, TimeRange};
 
 use crate::block::reader::LoadedBlock;
+use crate::deletes::TaskTombstones;
 use crate::error::StorageError;
 use crate::head::StreamSnapshot;
 
@@ -159,6 +160,9 @@ pub struct ScanTask {
     pub(crate) range: TimeRange,
     pub(crate) filter: Option<Arc<dyn LineFilter>>,
     pub(crate) bounds: (i64, i64),
+    /// Delete requests selecting some of the task's streams (`None`: none,
+    /// and no cost per entry).
+    pub(crate) deletes: Option<Box<TaskTombstones>>,
 }
 
 impl std::fmt::Debug for ScanTask {
@@ -188,7 +192,8 @@ impl ScanTask {
     }
 
     /// Yields every entry in the request's range whose line passes the line
-    /// filter. Entries come in no particular order. Synchronous and CPU-bound.
+    /// filter and that no delete request removes. Entries come in no
+    /// particular order. Synchronous and CPU-bound.
     pub fn run(
         &self,
         visit: &mut dyn FnMut(&Labels, EntryRef<'_>),
@@ -196,6 +201,7 @@ impl ScanTask {
         let mut stats = ScanStats::default();
         let range = self.range;
         let filter = self.filter.as_deref();
+        let deletes = self.deletes.as_deref();
         match &self.kind {
             TaskKind::Head(snap) => {
                 for c in &snap.chunks {
@@ -211,6 +217,9 @@ impl ScanTask {
                         stats.head_entries += 1;
                         stats.lines_scanned += 1;
                         stats.bytes_scanned += line.len() as u64;
+                        if deletes.is_some_and(|d| d.hides(0, ts, line.as_bytes())) {
+                            continue;
+                        }
                         if filter.is_none_or(|f| f.keep(line.as_bytes())) {
                             visit(
                                 &snap.labels,
@@ -237,6 +246,9 @@ impl ScanTask {
                     }
                     stats.lines_scanned += 1;
                     stats.bytes_scanned += line.len() as u64;
+                    if deletes.is_some_and(|d| d.hides(idx, ts, line.as_bytes())) {
+                        return;
+                    }
                     if filter.is_none_or(|f| f.keep(line.as_bytes())) {
                         visit(
                             &streams[idx].0,

@@ -25,6 +25,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::block::reader::LoadedBlock;
 use crate::block::writer::{BlockBuilder, BuiltBlock};
 use crate::compaction;
+use crate::deletes::{DeleteConfig, DeleteRegistry, TaskTombstones, Tombstones};
 use crate::error::StorageError;
 use crate::head::{Head, HeadStream};
 use crate::manifest::{self, BlockEntry, BlockMeta, MANIFEST_FORMAT, Manifest};
@@ -62,6 +63,8 @@ pub struct StoreConfig {
     pub retention: Option<Duration>,
     /// Merge when a tenant has at least this many small blocks in one window.
     pub compaction_min_blocks: usize,
+    /// Log deletion (delete requests): query compiler and cancel period.
+    pub deletes: DeleteConfig,
 }
 
 impl StoreConfig {
@@ -71,8 +74,12 @@ impl StoreConfig {
         let data_dir = data_dir.into();
         let blocks = data_dir.join("blocks");
         std::fs::create_dir_all(&blocks).map_err(|e| StorageError::io(&blocks, e))?;
+        // fsync every object (blocks, manifests, delete requests) before a
+        // put returns: WAL segments are deleted once the blocks covering them
+        // are published, and delete requests are acknowledged once written.
         let fs = LocalFileSystem::new_with_prefix(&blocks)
-            .map_err(|e| StorageError::object(blocks.display(), e))?;
+            .map_err(|e| StorageError::object(blocks.display(), e))?
+            .with_fsync(true);
         Ok(StoreConfig {
             data_dir,
             object_store: Arc::new(fs),
@@ -81,6 +88,7 @@ impl StoreConfig {
             head_max_age: Duration::from_secs(300),
             retention: None,
             compaction_min_blocks: 4,
+            deletes: DeleteConfig::default(),
         })
     }
 }
@@ -150,6 +158,19 @@ struct Counters {
     appended: AtomicU64,
 }
 
+/// What [`Store::rewrite_blocks`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rewrite {
+    /// The blocks were replaced; `deleted` entries were left out.
+    Done { deleted: u64 },
+    /// No entry was left out, so nothing was written (`skip_unchanged`).
+    Unchanged,
+    /// A block is corrupt or missing: it is never served again.
+    Gone,
+    /// A block could not be fetched now, or the manifest changed.
+    Retry,
+}
+
 struct Frozen {
     head: Arc<Head>,
     /// Every WAL record of this head is in a segment below this id.
@@ -179,6 +200,7 @@ struct Inner {
     bad_blocks: Mutex<HashSet<String>>,
     counters: Counters,
     block_seq: AtomicU64,
+    deletes: DeleteRegistry,
 }
 
 /// The durable log store. Cheap to share as `Arc<Store>`.
@@ -205,6 +227,7 @@ impl Store {
         let wal_dir = config.data_dir.join("wal");
         let os = config.object_store.clone();
         let manifests = manifest::load_all(os.as_ref()).await?;
+        let deletes = DeleteRegistry::load(os.clone(), config.deletes.clone()).await?;
         let counters = Counters::default();
         let mut bad = HashSet::new();
         let mut tenants = HashMap::new();
@@ -299,6 +322,7 @@ impl Store {
                 bad_blocks: Mutex::new(bad),
                 counters,
                 block_seq: AtomicU64::new(0),
+                deletes,
             }),
         })
     }
@@ -404,10 +428,20 @@ impl Store {
         }
         let clamp = |lo: i64, hi: i64| (lo.max(range.start_ns), hi.min(range.end_ns - 1));
         let _gate = self.inner.fetch_gate.read().await;
+        // Before the snapshot: see `DeleteRegistry::for_scan`.
+        let tombstones = self
+            .inner
+            .deletes
+            .for_scan(&req.tenant, range.start_ns, range.end_ns);
         let (heads, blocks) = self.snapshot(&req.tenant);
         for h in heads {
             for snap in h.select(&req.tenant, &req.matchers, range) {
                 tasks.push(ScanTask {
+                    deletes: TaskTombstones::build(
+                        tombstones.heads.as_ref(),
+                        std::iter::once(&snap.labels),
+                        (snap.min_ts, snap.max_ts),
+                    ),
                     bounds: clamp(snap.min_ts, snap.max_ts),
                     kind: TaskKind::Head(snap),
                     range,
@@ -448,7 +482,13 @@ impl Store {
                 if group.is_empty() {
                     return;
                 }
+                let deletes = TaskTombstones::build(
+                    tombstones.blocks.as_ref(),
+                    group.iter().map(|(labels, _)| labels),
+                    *bounds,
+                );
                 tasks.push(ScanTask {
+                    deletes,
                     kind: TaskKind::Block {
                         block: l.clone(),
                         with_metadata: b.meta.meta_pairs != Some(0),
@@ -672,9 +712,12 @@ impl Store {
             let key = manifest::block_path(&tenant, &id).to_string();
             let head = f.head.clone();
             let t = tenant.clone();
-            let built =
-                tokio::task::spawn_blocking(move || build_from_head(&head, &t, &key, cutoff))
-                    .await??;
+            let deletes = self.inner.deletes.physical(&tenant);
+            let (built, deleted) = tokio::task::spawn_blocking(move || {
+                build_from_head(&head, &t, &key, cutoff, deletes.as_ref())
+            })
+            .await??;
+            self.inner.deletes.note_deleted_lines(deleted);
             let (mut blocks, mut wal_through) = {
                 let st = self.inner.state.read();
                 st.tenants
@@ -749,6 +792,7 @@ impl Store {
             self.flush_locked().await?;
         }
         self.compact_locked().await?;
+        self.process_deletes_locked().await?;
         self.retention_locked().await?;
         Ok(())
     }
@@ -779,42 +823,85 @@ impl Store {
         tenant: &str,
         group: Vec<Arc<BlockEntry>>,
     ) -> Result<(), StorageError> {
+        let level = group.iter().map(|b| b.meta.level).max().unwrap_or(0) + 1;
+        if let Rewrite::Done { .. } = self.rewrite_blocks(tenant, &group, level, false).await? {
+            self.inner
+                .counters
+                .compactions
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Replaces `group` by one block at `level` holding their entries minus
+    /// those of delete requests being applied (compaction merges; delete
+    /// processing rewrites one block). With `skip_unchanged`, nothing is
+    /// written when no entry is left out. Caller holds the maintenance lock.
+    pub(crate) async fn rewrite_blocks(
+        &self,
+        tenant: &str,
+        group: &[Arc<BlockEntry>],
+        level: u32,
+        skip_unchanged: bool,
+    ) -> Result<Rewrite, StorageError> {
         let mut inputs = Vec::with_capacity(group.len());
-        for b in &group {
+        for b in group {
             match self.load_block(b).await {
                 Some(l) => inputs.push((b.clone(), l)),
-                None => return Ok(()), // reported; leave the window alone
+                // Reported; a bad block is never served again, anything else
+                // is retried later.
+                None if self.inner.bad_blocks.lock().contains(&b.meta.id) => {
+                    return Ok(Rewrite::Gone);
+                }
+                None => return Ok(Rewrite::Retry),
             }
         }
         let id = self.new_block_id();
         let key = manifest::block_path(tenant, &id).to_string();
-        let level = group.iter().map(|b| b.meta.level).max().unwrap_or(0) + 1;
-        let built = tokio::task::spawn_blocking(move || compaction::merge(&key, &inputs)).await??;
-        let meta = self.put_block(tenant, &id, built, level).await?;
-        let old: HashSet<String> = group.iter().map(|b| b.meta.id.clone()).collect();
+        let deletes = self.inner.deletes.physical(tenant);
+        let (built, deleted) =
+            tokio::task::spawn_blocking(move || compaction::merge(&key, &inputs, deletes.as_ref()))
+                .await??;
+        if deleted == 0 && skip_unchanged {
+            return Ok(Rewrite::Unchanged);
+        }
         let (blocks, wal_through) = {
             let st = self.inner.state.read();
             match st.tenants.get(tenant) {
                 Some(t) => (t.blocks.clone(), t.wal_through),
-                None => return Ok(()),
+                None => return Ok(Rewrite::Retry),
             }
         };
+        let old: HashSet<String> = group.iter().map(|b| b.meta.id.clone()).collect();
         if blocks.iter().filter(|b| old.contains(&b.meta.id)).count() != old.len() {
-            return Ok(()); // the manifest changed under us; try again later
+            return Ok(Rewrite::Retry); // the manifest changed under us; try again later
         }
         let mut next: Vec<Arc<BlockEntry>> = blocks
             .into_iter()
             .filter(|b| !old.contains(&b.meta.id))
             .collect();
-        next.push(BlockEntry::new(meta));
+        if built.rows > 0 {
+            let meta = self.put_block(tenant, &id, built, level).await?;
+            next.push(BlockEntry::new(meta));
+        }
         self.publish(vec![(tenant.to_string(), next, wal_through)], |_| {})
             .await?;
-        self.delete_blocks(&group).await;
-        self.inner
-            .counters
-            .compactions
-            .fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        self.delete_blocks(group).await;
+        self.inner.deletes.note_deleted_lines(deleted);
+        Ok(Rewrite::Done { deleted })
+    }
+
+    /// The tenant's blocks that are not known to be corrupt.
+    pub(crate) fn healthy_blocks(&self, tenant: &str) -> Vec<Arc<BlockEntry>> {
+        self.snapshot(tenant).1
+    }
+
+    pub(crate) fn deletes(&self) -> &DeleteRegistry {
+        &self.inner.deletes
+    }
+
+    pub(crate) async fn maintenance_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.maintenance.lock().await
     }
 
     /// Deletes block files no longer in any manifest, once no scan that may
@@ -905,26 +992,37 @@ impl Store {
     }
 }
 
-/// Encodes one tenant of a frozen head as a block; `None` when nothing is
-/// left after retention.
+/// Encodes one tenant of a frozen head as a block, without entries older
+/// than `cutoff` or removed by `deletes`; `None` when nothing is left. Also
+/// returns how many entries `deletes` removed.
 pub(crate) fn build_from_head(
     head: &Head,
     tenant: &str,
     key: &str,
     cutoff: Option<i64>,
-) -> Result<Option<BuiltBlock>, StorageError> {
+    deletes: Option<&Tombstones>,
+) -> Result<(Option<BuiltBlock>, u64), StorageError> {
+    let mut deleted = 0;
     let built = head.with_tenant(tenant, |th| {
         let mut order: Vec<&HeadStream> = th.streams.iter().collect();
         order.sort_by_cached_key(|s| (s.labels.fingerprint(), s.labels.clone()));
         let mut b = BlockBuilder::new(key)?;
         for s in order {
             b.begin_stream(&s.labels);
+            let tombstones = deletes.and_then(|d| d.for_stream(&s.labels, (s.min_ts, s.max_ts)));
             for (ts, ci, i) in s.sorted_positions() {
                 if cutoff.is_some_and(|c| ts < c) {
                     continue;
                 }
                 let c = &s.chunks[ci as usize];
                 let i = i as usize;
+                if tombstones
+                    .as_ref()
+                    .is_some_and(|t| t.deletes(ts, c.line(i).as_bytes()))
+                {
+                    deleted += 1;
+                    continue;
+                }
                 b.push(
                     ts,
                     c.line(i),
@@ -935,8 +1033,8 @@ pub(crate) fn build_from_head(
         b.finish()
     });
     match built {
-        Some(Ok(b)) if b.rows > 0 => Ok(Some(b)),
+        Some(Ok(b)) if b.rows > 0 => Ok((Some(b), deleted)),
         Some(Err(e)) => Err(e),
-        _ => Ok(None),
+        _ => Ok((None, deleted)),
     }
 }

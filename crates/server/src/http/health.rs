@@ -46,6 +46,7 @@ async fn buildinfo() -> Json<serde_json::Value> {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let s = state.store.metrics();
+    let d = state.store.delete_metrics();
     let gauges = [
         (
             "inferscope_wal_bytes_written_total",
@@ -106,6 +107,30 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             "Half-written WAL tails truncated at startup.",
             "counter",
             s.wal_tail_truncations as f64,
+        ),
+        (
+            "inferscope_deleted_lines_total",
+            "Log lines removed from storage by delete requests (Loki's loki_compactor_deleted_lines).",
+            "counter",
+            d.deleted_lines as f64,
+        ),
+        (
+            "inferscope_delete_requests_processed_total",
+            "Delete requests applied to storage.",
+            "counter",
+            d.requests_processed as f64,
+        ),
+        (
+            "inferscope_delete_requests_cancelled_total",
+            "Delete requests cancelled.",
+            "counter",
+            d.requests_cancelled as f64,
+        ),
+        (
+            "inferscope_delete_requests_pending",
+            "Delete requests not yet applied to storage (their entries are hidden from queries).",
+            "gauge",
+            d.requests_pending as f64,
         ),
         (
             "inferscope_uptime_seconds",

@@ -2,6 +2,7 @@
 
 pub mod drilldown;
 pub mod health;
+pub mod loki_delete;
 pub mod loki_index;
 pub mod loki_push;
 pub mod loki_query;
@@ -24,6 +25,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(loki_push::routes())
         .merge(loki_query::routes())
         .merge(loki_tail::routes())
+        .merge(loki_delete::routes())
         .layer(DefaultBodyLimit::max(loki_push::MAX_BODY_BYTES))
         .with_state(state)
 }
