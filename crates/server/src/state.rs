@@ -8,6 +8,7 @@ use inferscope_storage::Store;
 use crate::config::Config;
 use crate::ingest::rate_limit::{RateLimiter, RateLimits};
 use crate::metrics::Metrics;
+use crate::query::results_cache::{CacheSettings, ResultsCache};
 
 /// Shared server state, cheap to clone behind an `Arc`.
 #[derive(Debug)]
@@ -26,6 +27,8 @@ pub struct AppState {
     pub maintenance_wakeup: tokio::sync::Notify,
     /// Every accepted batch, for live tails (`/loki/api/v1/tail`).
     pub tail_feed: tokio::sync::broadcast::Sender<Arc<TailBatch>>,
+    /// Cached metric query results, by split.
+    pub results_cache: Arc<ResultsCache>,
 }
 
 /// A batch of accepted streams of one tenant, as live tails see it.
@@ -51,6 +54,17 @@ impl AppState {
             stream_rate: l.per_stream_rate_limit as f64,
             stream_burst: l.per_stream_rate_limit_burst.max(l.per_stream_rate_limit) as f64,
         });
+        let cache = &config.query_range.results_cache.cache.embedded_cache;
+        let nanos = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        let results_cache = Arc::new(ResultsCache::new(CacheSettings {
+            enabled: config.query_range.cache_results && cache.enabled,
+            max_bytes: usize::try_from(cache.max_size_mb.saturating_mul(1 << 20))
+                .unwrap_or(usize::MAX),
+            ttl: cache.ttl,
+            split_ns: nanos(l.split_queries_by_interval).max(1),
+            freshness_ns: nanos(l.max_cache_freshness_per_query),
+            retention_ns: (!l.retention_period.is_zero()).then(|| nanos(l.retention_period)),
+        }));
         Arc::new(AppState {
             config,
             store,
@@ -59,6 +73,7 @@ impl AppState {
             started: Instant::now(),
             maintenance_wakeup: tokio::sync::Notify::new(),
             tail_feed: tokio::sync::broadcast::channel(TAIL_FEED_CAPACITY).0,
+            results_cache,
         })
     }
 }

@@ -47,7 +47,33 @@ async fn buildinfo() -> Json<serde_json::Value> {
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let s = state.store.metrics();
     let d = state.store.delete_metrics();
+    let (cache_hits, cache_misses) = state.results_cache.counters();
+    let (cache_bytes, cache_splits) = state.results_cache.size();
     let gauges = [
+        (
+            "inferscope_query_results_cache_hits_total",
+            "Metric query splits answered from the results cache.",
+            "counter",
+            cache_hits as f64,
+        ),
+        (
+            "inferscope_query_results_cache_misses_total",
+            "Cacheable metric query splits that had to be evaluated.",
+            "counter",
+            cache_misses as f64,
+        ),
+        (
+            "inferscope_query_results_cache_bytes",
+            "Approximate bytes held by the results cache.",
+            "gauge",
+            cache_bytes as f64,
+        ),
+        (
+            "inferscope_query_results_cache_entries",
+            "Splits held by the results cache.",
+            "gauge",
+            cache_splits as f64,
+        ),
         (
             "inferscope_wal_bytes_written_total",
             "Bytes written to the write-ahead log.",

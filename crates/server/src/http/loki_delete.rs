@@ -163,6 +163,8 @@ async fn add_inner(
         .add_delete(&tenant, query, start_ns, end_ns)
         .await
         .map_err(|e| ApiError::internal("error adding delete request to the store", &e))?;
+    // After the request is visible to scans, so no result computed without it survives.
+    state.results_cache.invalidate(&tenant);
     state
         .metrics
         .add(DELETE_REQUESTS_RECEIVED, &[("tenant", &tenant)], 1.0);
@@ -298,7 +300,11 @@ async fn cancel(
                 .await
                 .map_err(|e| ApiError::internal("error cancelling the delete request", &e))?;
             match outcome {
-                CancelOutcome::Cancelled => Ok(StatusCode::NO_CONTENT.into_response()),
+                CancelOutcome::Cancelled => {
+                    // The entries are visible again: results without them are stale.
+                    state.results_cache.invalidate(&tenant);
+                    Ok(StatusCode::NO_CONTENT.into_response())
+                }
                 CancelOutcome::NotFound => Err(ApiError::new(
                     StatusCode::NOT_FOUND,
                     "could not find delete request with given id",

@@ -15,13 +15,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use inferscope_model::{Direction, Labels, TimeRange};
-use inferscope_query::engine::{EngineError, EvalParams};
+use inferscope_query::engine::{EngineError, EvalParams, Value};
 use inferscope_query::{Expr, MetricExpr, parse};
 
 use crate::error::ApiError;
 use crate::http::params::{Params, now_ns};
 use crate::metrics::{QUERY_BYTES_SCANNED, QUERY_REQUESTS, QUERY_SECONDS};
-use crate::query::log_query::{LogQuery, LogQueryError, execute};
+use crate::query::log_query::{LogQuery, LogQueryError, QueryStats, execute};
 use crate::query::metric_query::execute_blocking;
 use crate::query::response::{LabelsOut, MetricData, StatsOut, StreamsData, Success};
 use crate::query::selector::parse_matchers;
@@ -136,16 +136,32 @@ async fn query_range_inner(
                     "zero or negative query resolution step widths are not accepted. Try a positive integer",
                 ));
             }
+            // As Loki's query frontend: `Cache-Control: no-cache` bypasses the results cache.
+            let use_cache = !headers
+                .get(axum::http::header::CACHE_CONTROL)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(',').any(|d| d.trim() == "no-cache"));
             run_metric_query(
                 state,
                 tenant,
                 expr,
-                range.start_ns,
-                range.end_ns,
-                step.as_nanos() as i64,
+                (range.start_ns, range.end_ns, step.as_nanos() as i64),
+                use_cache,
             )
             .await
         }
+    }
+}
+
+/// How far before an evaluation time the data of `expr` may lie (the
+/// largest range plus offset of its range aggregations).
+fn lookback_ns(expr: &MetricExpr) -> i64 {
+    match expr {
+        MetricExpr::Range(r) => r.range_ns.saturating_add(r.offset_ns.unwrap_or(0)),
+        MetricExpr::Vector(v) => lookback_ns(&v.inner),
+        MetricExpr::Binary(b) => lookback_ns(&b.lhs).max(lookback_ns(&b.rhs)),
+        MetricExpr::LabelReplace(l) => lookback_ns(&l.inner),
+        MetricExpr::Literal(_) | MetricExpr::VectorLiteral(_) => 0,
     }
 }
 
@@ -177,20 +193,21 @@ async fn query_instant(
             Expr::Log(_) => Err(ApiError::bad_request(
                 "log queries are not supported as an instant query type, please change your query to a range query type",
             )),
-            Expr::Metric(expr) => run_metric_query(&state, tenant, expr, time, time, 1).await,
+            Expr::Metric(expr) => run_metric_query(&state, tenant, expr, (time, time, 1), false).await,
         }
     }
     .await;
     observe(&state, "query", started, result)
 }
 
+/// Evaluates a metric query over the grid `(start, end, step)`; range queries
+/// go through the results cache when `use_cache`.
 async fn run_metric_query(
     state: &AppState,
     tenant: String,
     expr: MetricExpr,
-    start_ns: i64,
-    end_ns: i64,
-    step_ns: i64,
+    (start_ns, end_ns, step_ns): (i64, i64, i64),
+    use_cache: bool,
 ) -> Result<Response, ApiError> {
     let params = EvalParams {
         start_ns,
@@ -201,10 +218,38 @@ async fn run_metric_query(
     let cancel = Arc::new(AtomicBool::new(false));
     let timeout = state.config.limits_config.query_timeout;
     let store = state.store.clone();
+    let cache = state.results_cache.clone();
     let runtime = tokio::runtime::Handle::current();
     let task_cancel = cancel.clone();
+    let cached = use_cache && cache.enabled() && start_ns < end_ns;
     let task = tokio::task::spawn_blocking(move || {
-        execute_blocking(&store, &tenant, &expr, &params, runtime, &task_cancel)
+        let run = |start_ns: i64, end_ns: i64| {
+            let p = EvalParams {
+                start_ns,
+                end_ns,
+                ..params
+            };
+            execute_blocking(&store, &tenant, &expr, &p, runtime.clone(), &task_cancel)
+        };
+        if !cached {
+            return run(start_ns, end_ns);
+        }
+        let mut total = QueryStats::default();
+        let (series, _) = cache.evaluate(
+            &tenant,
+            &expr.to_string(),
+            (start_ns, end_ns, step_ns),
+            lookback_ns(&expr),
+            now_ns(),
+            |a, b| {
+                let (value, stats) = run(a, b)?;
+                total.bytes_scanned += stats.bytes_scanned;
+                total.lines_scanned += stats.lines_scanned;
+                Ok::<_, EngineError>(value)
+            },
+        )?;
+        total.entries_returned = series.iter().map(|s| s.samples.len() as u64).sum();
+        Ok((Value::Matrix(series), total))
     });
     let (value, stats) = match tokio::time::timeout(timeout, task).await {
         Err(_) => {

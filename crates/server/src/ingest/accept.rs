@@ -84,6 +84,15 @@ pub fn accept(
             .store
             .append(tenant, &validated.streams)
             .map_err(|e| ApiError::internal("failed to append to the write-ahead log", &e))?;
+        // Late entries may land in time windows whose results are cached.
+        let oldest = validated
+            .streams
+            .iter()
+            .flat_map(|s| s.entries.iter().map(|e| e.timestamp_ns))
+            .min();
+        if let Some(oldest) = oldest {
+            state.results_cache.note_write(tenant, oldest, now_ns());
+        }
         // Live tails see what was stored; the batch is copied only when one is open.
         if state.tail_feed.receiver_count() > 0 {
             let batch = crate::state::TailBatch {
