@@ -315,19 +315,44 @@ pub fn sanitize_key(key: &str) -> String {
 /// Flattens a JSON object line, calling `emit(key, value)` for every scalar leaf.
 /// Emits what it found before an error, like Loki.
 pub fn flatten(line: &str, emit: &mut dyn FnMut(&str, Cow<'_, str>)) -> Result<(), JsonError> {
+    flatten_only(line, None, emit)
+}
+
+/// [`flatten`] for a caller that needs only the flattened keys in `only`
+/// (`None`: all): other values are skipped without being decoded, and
+/// objects are entered only when a wanted key lies below them. The line is
+/// still checked to be one JSON object, as a parser error is a label too.
+pub fn flatten_only(
+    line: &str,
+    only: Option<&[String]>,
+    emit: &mut dyn FnMut(&str, Cow<'_, str>),
+) -> Result<(), JsonError> {
     let mut sc = Scanner::new(line);
     sc.ws();
     if sc.peek() != Some(b'{') {
         return Err(sc.err("Value looks like object, but can't find opening '{' symbol"));
     }
     let mut key = String::with_capacity(64);
-    flatten_object(&mut sc, &mut key, emit, 0)?;
+    flatten_object(&mut sc, &mut key, only, emit, 0)?;
     sc.finish()
+}
+
+/// Whether `key` is wanted, and whether a wanted key lies below it.
+fn interest(only: Option<&[String]>, key: &str) -> (bool, bool) {
+    let Some(only) = only else {
+        return (true, true);
+    };
+    let wanted = only.iter().any(|n| n == key);
+    let parent = only.iter().any(|n| {
+        n.len() > key.len() && n.starts_with(key) && n.as_bytes()[key.len()] == b'_'
+    });
+    (wanted, parent)
 }
 
 fn flatten_object(
     sc: &mut Scanner<'_>,
     prefix: &mut String,
+    only: Option<&[String]>,
     emit: &mut dyn FnMut(&str, Cow<'_, str>),
     depth: usize,
 ) -> Result<(), JsonError> {
@@ -353,15 +378,17 @@ fn flatten_object(
         let before = prefix.len();
         push_sanitized(prefix, &k, base == 0);
         let empty_key = prefix.len() == before;
+        let (wanted, parent) = interest(only, prefix);
         match sc.peek() {
             Some(b'{') => {
-                if empty_key {
+                if empty_key || !parent {
                     sc.skip_value()?;
                 } else {
-                    flatten_object(sc, prefix, emit, depth + 1)?;
+                    flatten_object(sc, prefix, only, emit, depth + 1)?;
                 }
             }
             Some(b'[') => sc.skip_value()?,
+            Some(b'"') if !wanted => sc.skip_string()?,
             Some(b'"') => {
                 let v = sc.string()?;
                 if !empty_key {
@@ -370,7 +397,7 @@ fn flatten_object(
             }
             Some(_) => {
                 let v = sc.literal()?;
-                if !empty_key && v != "null" {
+                if wanted && !empty_key && v != "null" {
                     emit(prefix, Cow::Borrowed(v));
                 }
             }
@@ -731,6 +758,29 @@ mod tests {
             let lw = |v: Vec<(String, String)>| inferscope_model::Labels::from_pairs(v);
             prop_assert_eq!(lw(got), lw(want));
             prop_assert!(validate(&line).is_ok());
+        }
+
+        #[test]
+        fn flatten_only_is_flatten_restricted_to_the_wanted_keys(
+            m in proptest::collection::btree_map("[a-zA-Z0-9 ._\"-]{1,6}", arb_json(), 0..6),
+            picks in proptest::collection::vec(any::<proptest::sample::Index>(), 0..4),
+            extra in "[a-z_]{1,4}",
+        ) {
+            let line = serde_json::to_string(&Value::Object(m.into_iter().collect()))
+                .expect("serialises");
+            let all = flat(&line).expect("valid json");
+            let mut only: Vec<String> = picks
+                .iter()
+                .filter(|_| !all.is_empty())
+                .map(|i| all[i.index(all.len())].0.clone())
+                .collect();
+            only.push(extra);
+            let mut got = Vec::new();
+            flatten_only(&line, Some(&only), &mut |k, v| got.push((k.to_string(), v.into_owned())))
+                .expect("valid json");
+            let want: Vec<(String, String)> =
+                all.into_iter().filter(|(k, _)| only.contains(k)).collect();
+            prop_assert_eq!(got, want);
         }
 
         #[test]

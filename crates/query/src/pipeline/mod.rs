@@ -411,12 +411,9 @@ fn run_stage(stage: &Compiled, ts: i64, line: &mut Cow<'_, str>, st: &mut State<
             }
         }
         Compiled::JsonAll(Some(only)) => {
-            let wanted = |k: &str| only.iter().any(|n| n == k);
-            if let Err(e) = json::flatten(line, &mut |k, v| {
-                if wanted(k) {
-                    st.set_extracted(k, &v)
-                }
-            }) {
+            if let Err(e) =
+                json::flatten_only(line, Some(only), &mut |k, v| st.set_extracted(k, &v))
+            {
                 st.set_error(JSON_PARSER_ERR, &e.to_string());
             }
         }

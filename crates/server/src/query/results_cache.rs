@@ -9,10 +9,12 @@
 //! splits it does not find, in as few evaluations as there are runs (a cold
 //! query is one evaluation, as without the cache).
 //!
-//! A split is cached only when it is complete (every point of the step grid
-//! inside it belongs to the query), old enough (it ends before
-//! `now - max_cache_freshness_per_query`) and young enough (its data window
-//! starts after the retention cutoff). It stays valid while its tenant's
+//! A cached split remembers which of its grid points it holds (an *extent*,
+//! as Loki's results cache keeps them): a query whose points in the split are
+//! among them is answered from it, so the partial first split of a sliding
+//! dashboard range is reused too. A split is cached only when it is old
+//! enough (it ends before `now - max_cache_freshness_per_query`) and young
+//! enough (its data window starts after the retention cutoff). It stays valid while its tenant's
 //! *epoch* is unchanged: the epoch moves on every write of an entry older
 //! than the freshness horizon (late data could land in a cached window) and
 //! on every deletion. Writes of recent entries — the normal case — leave the
@@ -49,13 +51,18 @@ struct SplitKey {
     tenant: String,
     query: String,
     step_ns: i64,
-    /// First grid point of the split (fixes the grid's phase too).
-    first_point_ns: i64,
+    /// Where the step grid falls (`start mod step`).
+    phase_ns: i64,
+    /// The split's number (its start / split length).
+    split: i64,
 }
 
 #[derive(Debug)]
 struct Cached {
     epoch: u64,
+    /// First and last grid point held.
+    from_ns: i64,
+    to_ns: i64,
     stored: Instant,
     series: Arc<Vec<Series>>,
     bytes: usize,
@@ -168,8 +175,7 @@ impl ResultsCache {
         let ttl_ns = i64::try_from(s.ttl.as_nanos()).unwrap_or(i64::MAX);
         for split in &mut out {
             let k = point(split.first).div_euclid(s.split_ns);
-            let (lo, hi) = (k * s.split_ns, (k + 1) * s.split_ns);
-            let complete = point(split.first) - step < lo && point(split.last) + step >= hi;
+            let hi = (k + 1) * s.split_ns;
             let settled = hi <= now_ns - s.freshness_ns;
             // Retention must not reach the split's data while it is cached,
             // or the cached result would go stale without any write.
@@ -177,32 +183,50 @@ impl ResultsCache {
             let retained = s
                 .retention_ns
                 .is_none_or(|r| window_start > (now_ns - r).saturating_add(ttl_ns));
-            split.cacheable = s.enabled && complete && settled && retained;
+            split.cacheable = s.enabled && settled && retained;
         }
         out
     }
 
-    fn get(&self, key: &SplitKey, epoch: u64) -> Option<Arc<Vec<Series>>> {
+    /// The cached series of `key` restricted to the points `from..=to`, if
+    /// a valid entry holds them all.
+    fn get(&self, key: &SplitKey, epoch: u64, from: i64, to: i64) -> Option<Vec<Series>> {
         let mut e = self.entries.lock();
         let entries = &mut *e;
         let cached = entries.map.get_mut(key)?;
-        if cached.epoch != epoch || cached.stored.elapsed() > self.settings.ttl {
+        if cached.epoch != epoch
+            || cached.stored.elapsed() > self.settings.ttl
+            || from < cached.from_ns
+            || to > cached.to_ns
+        {
             return None;
         }
         entries.tick += 1;
         entries.lru.remove(&cached.tick);
         cached.tick = entries.tick;
         entries.lru.insert(cached.tick, key.clone());
-        Some(cached.series.clone())
+        let series = cached.series.clone();
+        drop(e);
+        Some(slice(&series, from, to))
     }
 
-    fn put(&self, key: SplitKey, epoch: u64, series: Vec<Series>) {
+    /// Caches `series` as the points `from..=to` of `key`, unless a valid
+    /// entry already holds more.
+    fn put(&self, key: SplitKey, epoch: u64, (from, to): (i64, i64), series: Vec<Series>) {
         let bytes = size_of_series(&series);
         if bytes > self.settings.max_bytes {
             return;
         }
         let mut e = self.entries.lock();
         let entries = &mut *e;
+        if let Some(old) = entries.map.get(&key)
+            && old.epoch == epoch
+            && old.from_ns <= from
+            && old.to_ns >= to
+            && old.stored.elapsed() <= self.settings.ttl
+        {
+            return;
+        }
         entries.tick += 1;
         let tick = entries.tick;
         if let Some(old) = entries.map.remove(&key) {
@@ -215,6 +239,8 @@ impl ResultsCache {
             key,
             Cached {
                 epoch,
+                from_ns: from,
+                to_ns: to,
                 stored: Instant::now(),
                 series: Arc::new(series),
                 bytes,
@@ -253,25 +279,26 @@ impl ResultsCache {
             tenant: tenant.to_string(),
             query: query.to_string(),
             step_ns: step,
-            first_point_ns: point(split.first),
+            phase_ns: start.rem_euclid(step),
+            split: point(split.first).div_euclid(self.settings.split_ns),
         };
         let splits = self.splits(start, end, step, lookback_ns, now_ns);
-        let found: Vec<Option<Arc<Vec<Series>>>> = splits
+        let found: Vec<Option<Vec<Series>>> = splits
             .iter()
             .map(|s| {
-                if s.cacheable {
-                    self.get(&key(s), epoch)
-                } else {
-                    None
-                }
+                s.cacheable
+                    .then(|| self.get(&key(s), epoch, point(s.first), point(s.last)))
+                    .flatten()
             })
             .collect();
+        let mut found = found;
         let mut parts: Vec<Vec<Series>> = Vec::new();
         let mut i = 0;
         while i < splits.len() {
-            if let Some(hit) = &found[i] {
+            // Entries before `i` were taken; only later ones are looked at.
+            if let Some(hit) = found[i].take() {
                 outcome.hits += 1;
-                parts.push(hit.as_ref().clone());
+                parts.push(hit);
                 i += 1;
                 continue;
             }
@@ -286,8 +313,8 @@ impl ResultsCache {
             for split in &splits[i..=j] {
                 if split.cacheable {
                     outcome.misses += 1;
-                    let piece = slice(&run, point(split.first), point(split.last));
-                    self.put(key(split), epoch, piece);
+                    let (from, to) = (point(split.first), point(split.last));
+                    self.put(key(split), epoch, (from, to), slice(&run, from, to));
                 }
             }
             parts.push(run);
@@ -422,12 +449,12 @@ mod tests {
     }
 
     #[test]
-    fn a_repeated_query_is_answered_from_complete_settled_splits() {
+    fn a_repeated_query_is_answered_from_settled_splits() {
         let cache = ResultsCache::new(settings());
         let now = 100 * H + 30 * 60 * S;
         let step = 60 * S;
-        // 24 h ending now, start not on an hour: the first split is partial,
-        // and the last two (within 10 min of now, or after) are not settled.
+        // 24 h ending now, start not on an hour: the first split is partial
+        // (cached as an extent), the last one (within 10 min of now) is not settled.
         let (start, end) = (now - 24 * H, now);
         let mut calls = Vec::new();
         let (first, o) = cache
@@ -442,7 +469,7 @@ mod tests {
             .expect("eval");
         assert_eq!(first, expected(start, end, step));
         assert_eq!(calls, vec![(start, end)], "a cold query is one evaluation");
-        assert_eq!((o.hits, o.misses), (0, 23));
+        assert_eq!((o.hits, o.misses), (0, 24));
 
         let mut calls = Vec::new();
         let (second, o) = cache
@@ -456,9 +483,30 @@ mod tests {
             )
             .expect("eval");
         assert_eq!(second, first);
+        assert_eq!(o.hits, 24);
+        // Only the current hour is evaluated.
+        assert_eq!(calls, vec![(100 * H, end)]);
+
+        // The range slides by two steps: the first split's points are still
+        // among the cached ones; the rest as before.
+        let later = (start + 2 * step, end + 2 * step);
+        let mut calls = Vec::new();
+        let (third, o) = cache
+            .evaluate("fake", "q", (later.0, later.1, step), 0, now, fake(&mut calls, step))
+            .expect("eval");
+        assert_eq!(third, expected(later.0, later.1, step));
+        assert_eq!(o.hits, 24);
+        assert_eq!(calls, vec![(100 * H, later.1)]);
+
+        // Sliding back before the cached extent misses the first split only.
+        let earlier = (start - step, end - step);
+        let mut calls = Vec::new();
+        let (fourth, o) = cache
+            .evaluate("fake", "q", (earlier.0, earlier.1, step), 0, now, fake(&mut calls, step))
+            .expect("eval");
+        assert_eq!(fourth, expected(earlier.0, earlier.1, step));
         assert_eq!(o.hits, 23);
-        // Only the partial first split and the current hour are evaluated.
-        assert_eq!(calls, vec![(start, 77 * H - step), (100 * H, end)]);
+        assert_eq!(calls, vec![(earlier.0, 77 * H - step), (100 * H, earlier.1)]);
     }
 
     #[test]
@@ -581,8 +629,7 @@ mod tests {
             }
         );
         let cache = ResultsCache::new(settings());
-        // A 7-minute step does not tile an hour: splits are complete only
-        // where the grid's neighbours fall outside them; results stay right.
+        // A 7-minute step does not tile an hour: results stay right.
         let step = 7 * 60 * S;
         for _ in 0..2 {
             let mut calls = Vec::new();
