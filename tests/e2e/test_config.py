@@ -53,3 +53,38 @@ def test_reject_old_samples_max_age_is_configurable(tmp_path):
         server.push_lines({"test": unique()}, ["30 minutes old"], now_ns() - 1800 * 10**9)
     finally:
         server.stop(signal.SIGKILL)
+
+
+def test_query_limits_answer_with_the_limit_they_hit(tmp_path):
+    """max_query_series and query_timeout: the answer names the limit."""
+    config = tmp_path / "inferscope.yaml"
+    config.write_text("limits_config:\n  max_query_series: 3\n  query_timeout: 100ms\n"
+                      "  ingestion_rate_mb: 1000\n  ingestion_burst_size_mb: 1000\n"
+                      "  per_stream_rate_limit: 1GB\n  per_stream_rate_limit_burst: 1GB\n"
+                      "query_range:\n  cache_results: false\n")
+    server = Server(tmp_path / "data", config=config).start()
+    try:
+        test = unique()
+        start = now_ns() - 600 * 10**9
+        for pod in range(5):
+            server.push_lines({"test": test, "pod": str(pod)}, ["x"], start)
+        r = server.get("/loki/api/v1/query", query=f'count_over_time({{test="{test}"}}[5m])',
+                       time=str(start + 10**9))
+        assert r.status_code == 400, r.text
+        assert "maximum of series (3)" in r.text, r.text
+        # Aggregated below the limit, the same data answers.
+        r = server.get("/loki/api/v1/query", query=f'sum(count_over_time({{test="{test}"}}[5m]))',
+                       time=str(start + 10**9))
+        assert r.status_code == 200, r.text
+        assert r.json()["data"]["result"][0]["value"][1] == "5"
+        # 200 000 JSON lines cannot be parsed within 100 ms: 504 naming the setting.
+        for chunk in range(4):
+            lines = ['{"level":"info","trace_id":"%032x","latency_ms":%d}' % (i, i)
+                     for i in range(chunk * 50000, (chunk + 1) * 50000)]
+            server.push_lines({"test": test, "pod": "big"}, lines, start + chunk * 10**9, step_ns=1000)
+        r = server.get("/loki/api/v1/query_range", start=str(start - 10**9), end=str(now_ns()), step="1",
+                       query=f'sum(count_over_time({{test="{test}"}} | json | latency_ms > 5 [1m]))')
+        assert r.status_code == 504, r.text
+        assert "limits_config.query_timeout" in r.text, r.text
+    finally:
+        server.stop()

@@ -343,9 +343,9 @@ fn interest(only: Option<&[String]>, key: &str) -> (bool, bool) {
         return (true, true);
     };
     let wanted = only.iter().any(|n| n == key);
-    let parent = only.iter().any(|n| {
-        n.len() > key.len() && n.starts_with(key) && n.as_bytes()[key.len()] == b'_'
-    });
+    let parent = only
+        .iter()
+        .any(|n| n.len() > key.len() && n.starts_with(key) && n.as_bytes()[key.len()] == b'_');
     (wanted, parent)
 }
 

@@ -492,7 +492,14 @@ mod tests {
         let later = (start + 2 * step, end + 2 * step);
         let mut calls = Vec::new();
         let (third, o) = cache
-            .evaluate("fake", "q", (later.0, later.1, step), 0, now, fake(&mut calls, step))
+            .evaluate(
+                "fake",
+                "q",
+                (later.0, later.1, step),
+                0,
+                now,
+                fake(&mut calls, step),
+            )
             .expect("eval");
         assert_eq!(third, expected(later.0, later.1, step));
         assert_eq!(o.hits, 24);
@@ -502,11 +509,21 @@ mod tests {
         let earlier = (start - step, end - step);
         let mut calls = Vec::new();
         let (fourth, o) = cache
-            .evaluate("fake", "q", (earlier.0, earlier.1, step), 0, now, fake(&mut calls, step))
+            .evaluate(
+                "fake",
+                "q",
+                (earlier.0, earlier.1, step),
+                0,
+                now,
+                fake(&mut calls, step),
+            )
             .expect("eval");
         assert_eq!(fourth, expected(earlier.0, earlier.1, step));
         assert_eq!(o.hits, 23);
-        assert_eq!(calls, vec![(earlier.0, 77 * H - step), (100 * H, earlier.1)]);
+        assert_eq!(
+            calls,
+            vec![(earlier.0, 77 * H - step), (100 * H, earlier.1)]
+        );
     }
 
     #[test]
