@@ -3,8 +3,10 @@
 //! Drilldown's service list and Grafana's volume panels read them).
 //!
 //! Both are answered from the index alone ([`Store::for_each_segment`]): one
-//! stream's rows in one block, or one head chunk, counts whole when it overlaps
-//! the range, as a Loki chunk does. No line is read, so they are cheap over days.
+//! stream's rows in one block, or one head chunk, with its time span, entries
+//! and bytes. A segment partly inside the range counts in proportion to the
+//! overlap (its entries assumed evenly spread), since a compacted segment may
+//! hold hours of a stream. No line is read, so they are cheap over days.
 //!
 //! [`Store::for_each_segment`]: inferscope_storage::Store::for_each_segment
 
@@ -84,10 +86,11 @@ async fn stats(
         state
             .store
             .for_each_segment(&tenant, &matchers, range, |labels, seg| {
+                let share = overlap_fraction(seg, range);
                 streams.push(labels.clone());
                 out.chunks += 1;
-                out.entries += seg.entries;
-                out.bytes += seg.bytes;
+                out.entries += (seg.entries as f64 * share).round() as u64;
+                out.bytes += (seg.bytes as f64 * share).round() as u64;
             });
         streams.sort();
         streams.dedup();
@@ -193,6 +196,19 @@ fn aggregate_volumes(
     out
 }
 
+/// The share of `seg` inside `range`, assuming its entries are spread evenly
+/// over its time span. Compacted blocks hold hours of a stream in one segment,
+/// so counting a segment whole (as Loki counts a chunk) would overstate short
+/// ranges by far.
+fn overlap_fraction(seg: Segment, range: TimeRange) -> f64 {
+    if seg.max_ts <= seg.min_ts {
+        return 1.0;
+    }
+    let lo = seg.min_ts.max(range.start_ns);
+    let hi = seg.max_ts.min(range.end_ns);
+    ((hi - lo).max(0) as f64 / (seg.max_ts - seg.min_ts) as f64).clamp(0.0, 1.0)
+}
+
 /// Evaluation times of `volume_range`: `start, start+step, …, ≤ end`; the
 /// point at `t` holds the bytes of `(t - step, t]`, like `bytes_over_time`.
 #[derive(Debug, Clone, Copy)]
@@ -227,7 +243,7 @@ impl Buckets {
                 self.bucket_of(lo)
             };
             if let Some(s) = slot.get_mut(i) {
-                *s += seg.bytes as f64;
+                *s += seg.bytes as f64 * overlap_fraction(seg, range);
             }
             return;
         }
@@ -431,6 +447,18 @@ mod tests {
         b.spread(seg(10, 10, 7), range, &mut slot);
         b.spread(seg(11, 11, 3), range, &mut slot);
         assert_eq!(slot, vec![0.0, 7.0, 3.0, 0.0]);
+    }
+
+    #[test]
+    fn single_bucket_and_stats_count_the_share_inside_the_range() {
+        const S: i64 = 1_000_000_000;
+        let range = TimeRange::new(10 * S, 20 * S);
+        assert_eq!(overlap_fraction(seg(0, 40, 1), range), 0.25);
+        assert_eq!(overlap_fraction(seg(12, 18, 1), range), 1.0);
+        assert_eq!(overlap_fraction(seg(15, 15, 1), range), 1.0);
+        let mut slot = vec![0.0];
+        Buckets::single(range).spread(seg(0, 40, 400), range, &mut slot);
+        assert_eq!(slot, vec![100.0]);
     }
 
     #[test]
