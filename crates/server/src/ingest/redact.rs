@@ -36,6 +36,15 @@ pub const KINDS: [&str; 7] = [
     "aws_secret_access_key",
 ];
 
+// Indexes into KINDS.
+const KIND_JWT: usize = 0;
+const KIND_BEARER: usize = 1;
+const KIND_OPENAI: usize = 2;
+const KIND_ANTHROPIC: usize = 3;
+const KIND_HF: usize = 4;
+const KIND_AWS_KEY_ID: usize = 5;
+const KIND_AWS_SECRET: usize = 6;
+
 /// Which built-in rule a trigger literal wakes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rule {
@@ -280,7 +289,7 @@ impl Redactor {
         // Order matters: a JWT inside `Bearer eyJ…` is counted as a JWT.
         if wake[Rule::Jwt as usize] {
             out = replace(out, &self.jwt, |_| {
-                counts.bump(Rule::Jwt as usize);
+                counts.bump(KIND_JWT);
                 "[REDACTED:jwt]".to_string()
             });
         }
@@ -290,9 +299,9 @@ impl Redactor {
         if wake[Rule::SkKey as usize] {
             out = replace(out, &self.sk_key, |c| {
                 let (kind, marker) = if c[0].starts_with("sk-ant-") {
-                    (3, "[REDACTED:anthropic_key]")
+                    (KIND_ANTHROPIC, "[REDACTED:anthropic_key]")
                 } else {
-                    (2, "[REDACTED:openai_key]")
+                    (KIND_OPENAI, "[REDACTED:openai_key]")
                 };
                 counts.bump(kind);
                 marker.to_string()
@@ -300,19 +309,19 @@ impl Redactor {
         }
         if wake[Rule::HfToken as usize] {
             out = replace(out, &self.hf_token, |_| {
-                counts.bump(4);
+                counts.bump(KIND_HF);
                 "[REDACTED:huggingface_token]".to_string()
             });
         }
         if wake[Rule::AwsKeyId as usize] {
             out = replace(out, &self.aws_key_id, |_| {
-                counts.bump(5);
+                counts.bump(KIND_AWS_KEY_ID);
                 "[REDACTED:aws_access_key_id]".to_string()
             });
         }
         if wake[Rule::AwsSecret as usize] {
             out = replace(out, &self.aws_secret, |c| {
-                counts.bump(6);
+                counts.bump(KIND_AWS_SECRET);
                 format!("{}[REDACTED:aws_secret_access_key]", &c[1])
             });
         }
@@ -356,7 +365,7 @@ fn replace_bearer(c: &Captures<'_>, counts: &mut RedactionCounts) -> String {
     if !in_authorization && !looks_random {
         return c[0].to_string();
     }
-    counts.bump(Rule::Bearer as usize);
+    counts.bump(KIND_BEARER);
     let prefix = c.get(1).map_or("", |m| m.as_str());
     format!("{prefix}{}[REDACTED:bearer_token]", &c[2])
 }
