@@ -11,9 +11,8 @@ use inferscope_model::PushStream;
 
 use crate::error::ApiError;
 use crate::http::params::now_ns;
-use crate::ingest::redact::RedactionCounts;
 use crate::ingest::validate::validate;
-use crate::metrics::{BYTES_RECEIVED, LINES_DISCARDED, LINES_RECEIVED, LINES_REDACTED, REDACTIONS};
+use crate::metrics::{BYTES_RECEIVED, LINES_DISCARDED, LINES_RECEIVED};
 use crate::state::AppState;
 
 /// What a successful call stored.
@@ -37,11 +36,7 @@ pub fn accept(
     let limits = &state.config.limits_config;
     let mut validated = validate(streams, limits, now_ns());
     // Secrets never reach the WAL, the head, blocks or live tails.
-    let redacted = if state.redactor.applies_to(tenant) {
-        state.redactor.redact_streams(&mut validated.streams)
-    } else {
-        RedactionCounts::default()
-    };
+    let redacted = state.redactor.redact_for(tenant, &mut validated.streams);
     for (reason, entries, _bytes) in &validated.rejected {
         state.metrics.add(
             LINES_DISCARDED,
@@ -119,30 +114,13 @@ pub fn accept(
         state
             .metrics
             .add(BYTES_RECEIVED, &[("tenant", tenant)], total_bytes as f64);
-        record_redactions(state, tenant, &redacted);
+        state.redactor.record(&state.metrics, tenant, &redacted);
     }
     Ok(Accepted {
         entries: total_lines,
         bytes: total_bytes,
         partial_error: validated.error_body(),
     })
-}
-
-fn record_redactions(state: &AppState, tenant: &str, counts: &RedactionCounts) {
-    if counts.lines == 0 {
-        return;
-    }
-    state
-        .metrics
-        .add(LINES_REDACTED, &[("tenant", tenant)], counts.lines as f64);
-    for (kind, n) in counts.by_kind.iter().enumerate() {
-        if *n > 0 {
-            let name = state.redactor.kind_name(kind);
-            state
-                .metrics
-                .add(REDACTIONS, &[("tenant", tenant), ("kind", name)], *n as f64);
-        }
-    }
 }
 
 /// How long a push may wait for the head to be flushed before it gets a 429.

@@ -22,6 +22,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::{Captures, Regex, RegexSet};
 
 use crate::config::RedactionConfig;
+use crate::metrics::{LINES_REDACTED, Metrics, REDACTIONS};
 use inferscope_model::PushStream;
 
 /// The built-in kinds, as they appear in markers and in the `kind` label of
@@ -222,6 +223,29 @@ impl Redactor {
             .copied()
             .or_else(|| self.user_names.get(index - KINDS.len()).map(String::as_str))
             .unwrap_or("unknown")
+    }
+
+    /// Redacts `streams` in place unless redaction is off for `tenant`.
+    pub fn redact_for(&self, tenant: &str, streams: &mut [PushStream]) -> RedactionCounts {
+        if !self.applies_to(tenant) {
+            return RedactionCounts::default();
+        }
+        self.redact_streams(streams)
+    }
+
+    /// Adds `counts` to `inferscope_redactions_total{tenant,kind}` and
+    /// `inferscope_ingest_lines_redacted_total{tenant}`.
+    pub fn record(&self, metrics: &Metrics, tenant: &str, counts: &RedactionCounts) {
+        if counts.lines == 0 {
+            return;
+        }
+        metrics.add(LINES_REDACTED, &[("tenant", tenant)], counts.lines as f64);
+        for (kind, n) in counts.by_kind.iter().enumerate() {
+            if *n > 0 {
+                let name = self.kind_name(kind);
+                metrics.add(REDACTIONS, &[("tenant", tenant), ("kind", name)], *n as f64);
+            }
+        }
     }
 
     /// Redacts every line and structured metadata value of `streams` in place.
