@@ -33,6 +33,116 @@ pub struct Config {
     pub query_range: QueryRangeConfig,
     /// Loki's `compactor:` block: log deletion settings.
     pub compactor: CompactorConfig,
+    /// Our own: bearer tokens that map to a tenant and permissions.
+    pub auth: AuthConfig,
+    /// Our own: secrets replaced by a marker before anything is stored.
+    pub redaction: RedactionConfig,
+}
+
+/// `auth:`: optional bearer tokens (Loki has none; it leaves authentication
+/// to a proxy). With at least one token, every request except `/ready`,
+/// `/metrics` and buildinfo needs `Authorization: Bearer <token>`, and the
+/// tenant is the token's. Requires `auth_enabled: true`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The accepted tokens.
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// One accepted bearer token.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The token itself; prefer `token_file` to keep it out of the config.
+    pub token: Option<String>,
+    /// A file holding the token (surrounding whitespace ignored), read at startup.
+    pub token_file: Option<PathBuf>,
+    /// The tenant the token acts as.
+    pub tenant: String,
+    /// What the token may do.
+    pub permissions: Vec<Permission>,
+}
+
+impl std::fmt::Debug for TokenConfig {
+    // Never print a secret, not even in a debug dump of the config.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_file", &self.token_file)
+            .field("tenant", &self.tenant)
+            .field("permissions", &self.permissions)
+            .finish()
+    }
+}
+
+/// What a bearer token allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// `POST /loki/api/v1/push` (and `/api/prom/push`, `/flush`).
+    Push,
+    /// Every read API: queries, labels, series, index, tail, drilldown, deletes.
+    Query,
+}
+
+impl AuthConfig {
+    /// Reads every `token_file` into `token`, so the server holds the tokens
+    /// in memory and later file changes need a restart.
+    pub fn load_token_files(&mut self) -> Result<(), ConfigError> {
+        for t in &mut self.tokens {
+            if let Some(path) = &t.token_file {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let token = text.trim();
+                if token.len() < 16 {
+                    return Err(ConfigError::Invalid(format!(
+                        "auth.tokens: the token in {} must be at least 16 characters",
+                        path.display()
+                    )));
+                }
+                t.token = Some(token.to_string());
+                t.token_file = None;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `redaction:`: secrets replaced by `[REDACTED:<kind>]` in lines and
+/// structured metadata before they are written (see `ingest/redact.rs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedactionConfig {
+    /// On by default.
+    pub enabled: bool,
+    /// Extra patterns; a match (or its first capture group) becomes
+    /// `[REDACTED:<name>]`.
+    pub patterns: Vec<RedactionPatternConfig>,
+    /// Tenants whose data is stored as sent.
+    pub disabled_tenants: Vec<String>,
+}
+
+impl Default for RedactionConfig {
+    fn default() -> Self {
+        RedactionConfig {
+            enabled: true,
+            patterns: Vec::new(),
+            disabled_tenants: Vec::new(),
+        }
+    }
+}
+
+/// A user-configured secret pattern.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedactionPatternConfig {
+    /// Names the marker and the `kind` label: `[A-Za-z0-9_-]+`.
+    pub name: String,
+    /// A Rust `regex` expression.
+    pub regex: String,
 }
 
 /// Loki's `query_range:` block: caching of metric query results.
@@ -379,8 +489,43 @@ impl Config {
                 "storage.head_max_bytes must be at least 1MB".into(),
             ));
         }
+        self.validate_auth()?;
+        crate::ingest::redact::Redactor::new(&self.redaction)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         self.http_addr()?;
         self.grpc_addr()?;
+        Ok(())
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let tokens = &self.auth.tokens;
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        if !self.auth_enabled {
+            return Err(ConfigError::Invalid(
+                "auth.tokens needs auth_enabled: true (tokens name tenants)".into(),
+            ));
+        }
+        for (i, t) in tokens.iter().enumerate() {
+            let invalid = |what: &str| {
+                ConfigError::Invalid(format!("auth.tokens[{i}] (tenant {:?}): {what}", t.tenant))
+            };
+            match (&t.token, &t.token_file) {
+                (Some(_), Some(_)) => return Err(invalid("set token or token_file, not both")),
+                (None, None) => return Err(invalid("needs token or token_file")),
+                (Some(token), None) if token.trim().len() < 16 => {
+                    return Err(invalid("token must be at least 16 characters"));
+                }
+                _ => {}
+            }
+            if crate::tenant::check_tenant_id(&t.tenant).is_err() {
+                return Err(invalid("invalid tenant id"));
+            }
+            if t.permissions.is_empty() {
+                return Err(invalid("needs permissions: [push] and/or [query]"));
+            }
+        }
         Ok(())
     }
 }
@@ -453,6 +598,61 @@ mod tests {
         let zero = Config::from_yaml("compactor:\n  delete_request_cancel_period: 0s\n")
             .expect("zero cancel period");
         assert!(zero.compactor.delete_request_cancel_period.is_zero());
+    }
+
+    #[test]
+    fn redaction_and_tokens_are_validated() {
+        let c = Config::default();
+        assert!(c.redaction.enabled, "redaction is on by default");
+        assert!(c.auth.tokens.is_empty());
+        let bad_regex = Config::from_yaml(
+            "redaction:\n  patterns:\n    - name: internal_token\n      regex: 'tok(['\n",
+        )
+        .expect("parses");
+        let err = bad_regex.validate().expect_err("invalid regex").to_string();
+        assert!(err.contains("internal_token"), "{err}");
+        let off = Config::from_yaml("redaction:\n  enabled: false\n").expect("parses");
+        assert!(!off.redaction.enabled);
+        let tokens = "auth:\n  tokens:\n    - token: 0123456789abcdef01\n      tenant: team-a\n      permissions: [push, query]\n";
+        let without_auth = Config::from_yaml(tokens).expect("parses");
+        let err = without_auth
+            .validate()
+            .expect_err("needs auth_enabled")
+            .to_string();
+        assert!(err.contains("auth_enabled"), "{err}");
+        let ok = Config::from_yaml(&format!("auth_enabled: true\n{tokens}")).expect("parses");
+        ok.validate().expect("valid");
+        assert_eq!(
+            ok.auth.tokens[0].permissions,
+            vec![Permission::Push, Permission::Query]
+        );
+        assert!(
+            !format!("{ok:?}").contains("0123456789abcdef01"),
+            "tokens never printed"
+        );
+        let short = Config::from_yaml(
+            "auth_enabled: true\nauth:\n  tokens:\n    - {token: short, tenant: a, permissions: [push]}\n",
+        )
+        .expect("parses");
+        assert!(short.validate().is_err());
+    }
+
+    #[test]
+    fn token_files_are_read_at_startup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("token");
+        std::fs::write(&path, "  file-token-0123456789\n").expect("write");
+        let mut c = Config::from_yaml(&format!(
+            "auth_enabled: true\nauth:\n  tokens:\n    - token_file: {}\n      tenant: team-a\n      permissions: [query]\n",
+            path.display()
+        ))
+        .expect("parses");
+        c.validate().expect("valid");
+        c.auth.load_token_files().expect("reads");
+        assert_eq!(
+            c.auth.tokens[0].token.as_deref(),
+            Some("file-token-0123456789")
+        );
     }
 
     #[test]

@@ -61,8 +61,10 @@ pub struct Server {
 
 impl Server {
     /// Opens the store and binds the HTTP port.
-    pub async fn bind(config: Config) -> anyhow::Result<Server> {
+    pub async fn bind(mut config: Config) -> anyhow::Result<Server> {
         config.validate()?;
+        config.auth.load_token_files()?;
+        log_access_mode(&config);
         let addr = config.http_addr()?;
         let store = open_store(&config).await?;
         let listener = TcpListener::bind(addr)
@@ -137,4 +139,29 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("received shutdown signal");
+}
+
+/// Says at startup how requests are attributed to tenants (never the tokens).
+fn log_access_mode(config: &Config) {
+    if !config.auth_enabled {
+        tracing::info!(
+            tenant = inferscope_model::DEFAULT_TENANT,
+            "auth_enabled: false: every request is tenant {}",
+            inferscope_model::DEFAULT_TENANT
+        );
+    } else if config.auth.tokens.is_empty() {
+        tracing::info!("auth_enabled: true: every request needs X-Scope-OrgID");
+    } else {
+        tracing::info!(
+            tokens = config.auth.tokens.len(),
+            "auth_enabled: true with bearer tokens: the tenant is the token's"
+        );
+    }
+    let r = &config.redaction;
+    tracing::info!(
+        enabled = r.enabled,
+        patterns = r.patterns.len(),
+        disabled_tenants = r.disabled_tenants.len(),
+        "secret redaction"
+    );
 }

@@ -33,6 +33,16 @@ pub const LINES_DISCARDED: Family = Family {
     name: "inferscope_ingest_lines_discarded_total",
     help: "Log lines refused, by reason.",
 };
+/// Secrets replaced before storage, by tenant and kind.
+pub const REDACTIONS: Family = Family {
+    name: "inferscope_redactions_total",
+    help: "Secrets replaced by a redaction marker before storage, by kind.",
+};
+/// Lines (entries) with at least one secret replaced, by tenant.
+pub const LINES_REDACTED: Family = Family {
+    name: "inferscope_ingest_lines_redacted_total",
+    help: "Log entries in which at least one secret was redacted.",
+};
 /// Push requests by outcome.
 pub const PUSH_REQUESTS: Family = Family {
     name: "inferscope_push_requests_total",

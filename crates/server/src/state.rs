@@ -7,8 +7,10 @@ use inferscope_storage::Store;
 
 use crate::config::Config;
 use crate::ingest::rate_limit::{RateLimiter, RateLimits};
+use crate::ingest::redact::Redactor;
 use crate::metrics::Metrics;
 use crate::query::results_cache::{CacheSettings, ResultsCache};
+use crate::tenant::Tokens;
 
 /// Shared server state, cheap to clone behind an `Arc`.
 #[derive(Debug)]
@@ -29,6 +31,10 @@ pub struct AppState {
     pub tail_feed: tokio::sync::broadcast::Sender<Arc<TailBatch>>,
     /// Cached metric query results, by split.
     pub results_cache: Arc<ResultsCache>,
+    /// Secret redaction rules, applied before anything is stored.
+    pub redactor: Redactor,
+    /// Bearer tokens (`auth.tokens`); empty when not configured.
+    pub tokens: Tokens,
 }
 
 /// A batch of accepted streams of one tenant, as live tails see it.
@@ -65,7 +71,14 @@ impl AppState {
             freshness_ns: nanos(l.max_cache_freshness_per_query),
             retention_ns: (!l.retention_period.is_zero()).then(|| nanos(l.retention_period)),
         }));
+        // Config::validate compiled the same patterns: this cannot fail after it.
+        #[allow(clippy::expect_used)]
+        let redactor = Redactor::new(&config.redaction)
+            .expect("redaction patterns are checked by Config::validate");
+        let tokens = Tokens::new(&config.auth);
         Arc::new(AppState {
+            redactor,
+            tokens,
             config,
             store,
             limiter,

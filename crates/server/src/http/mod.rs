@@ -27,5 +27,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(loki_tail::routes())
         .merge(loki_delete::routes())
         .layer(DefaultBodyLimit::max(loki_push::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::tenant::authorize,
+        ))
         .with_state(state)
 }

@@ -34,7 +34,9 @@ pub fn accept(
     streams: Vec<PushStream>,
 ) -> Result<Accepted, ApiError> {
     let limits = &state.config.limits_config;
-    let validated = validate(streams, limits, now_ns());
+    let mut validated = validate(streams, limits, now_ns());
+    // Secrets never reach the WAL, the head, blocks or live tails.
+    let redacted = state.redactor.redact_for(tenant, &mut validated.streams);
     for (reason, entries, _bytes) in &validated.rejected {
         state.metrics.add(
             LINES_DISCARDED,
@@ -112,6 +114,7 @@ pub fn accept(
         state
             .metrics
             .add(BYTES_RECEIVED, &[("tenant", tenant)], total_bytes as f64);
+        state.redactor.record(&state.metrics, tenant, &redacted);
     }
     Ok(Accepted {
         entries: total_lines,

@@ -3,4 +3,5 @@ pub mod accept;
 pub mod loki_proto;
 pub mod push_decode;
 pub mod rate_limit;
+pub mod redact;
 pub mod validate;

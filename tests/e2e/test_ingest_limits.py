@@ -1,0 +1,61 @@
+"""Per-tenant ingestion counters in /metrics (accepted lines and bytes, refused by reason,
+redacted lines) and the 429 + Retry-After answer of the tenant rate limit."""
+
+import signal
+
+import pytest
+import requests
+
+from conftest import HTTP_TIMEOUT, Server, now_ns, unique
+
+
+@pytest.fixture
+def limited(tmp_path):
+    config = tmp_path / "inferscope.yaml"
+    config.write_text("""auth_enabled: true
+limits_config:
+  ingestion_rate_mb: 0.01        # ~10 KB/s per tenant
+  ingestion_burst_size_mb: 0.02  # ~20 KB
+  max_line_size: 1KB
+""")
+    s = Server(tmp_path / "data", config=config).start()
+    yield s
+    s.stop(signal.SIGKILL)
+
+
+def push(server, tenant, lines, test):
+    ts = now_ns()
+    body = {"streams": [{"stream": {"test": test}, "values": [[str(ts + i), l] for i, l in enumerate(lines)]}]}
+    return requests.post(server.url + "/loki/api/v1/push", json=body, headers={"X-Scope-OrgID": tenant},
+                         timeout=HTTP_TIMEOUT)
+
+
+def metric(text, name, **labels):
+    inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    prefix = f"{name}{{{inner}}} "
+    values = [float(l[len(prefix):]) for l in text.splitlines() if l.startswith(prefix)]
+    return values[0] if values else 0.0
+
+
+def test_rate_limit_answers_429_with_retry_after_per_tenant(limited):
+    test = unique()
+    r = push(limited, "tenant-a", ["x" * 900] * 30, test)  # ~27 KB > the 20 KB burst
+    assert r.status_code == 429, r.text
+    assert "Ingestion rate limit exceeded for user tenant-a" in r.text
+    assert int(r.headers["Retry-After"]) >= 1
+    # Nothing of the refused request is stored; another tenant has its own bucket.
+    assert push(limited, "tenant-b", ["small line"], test).status_code == 204
+    # Refused by validation: the long line is named, the rest stored (400, as in Loki).
+    r = push(limited, "tenant-a", ["y" * 2000, "fine", "token sk-proj-Zq8Xw7Vu6Ts5Rr4Qp3On2Ml1Kk0"], test)
+    assert r.status_code == 400 and "Max entry size" in r.text, r.text
+
+    m = requests.get(limited.url + "/metrics", timeout=HTTP_TIMEOUT).text
+    discarded = "inferscope_ingest_lines_discarded_total"
+    assert metric(m, discarded, tenant="tenant-a", reason="rate_limited") == 30
+    assert metric(m, discarded, tenant="tenant-a", reason="line_too_long") == 1
+    assert metric(m, "inferscope_ingest_lines_received_total", tenant="tenant-a") == 2
+    assert metric(m, "inferscope_ingest_lines_received_total", tenant="tenant-b") == 1
+    assert metric(m, "inferscope_ingest_bytes_received_total", tenant="tenant-b") == len("small line")
+    assert metric(m, "inferscope_ingest_lines_redacted_total", tenant="tenant-a") == 1
+    assert metric(m, "inferscope_redactions_total", tenant="tenant-a", kind="openai_key") == 1
+    assert metric(m, "inferscope_ingest_lines_redacted_total", tenant="tenant-b") == 0
