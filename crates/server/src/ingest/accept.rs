@@ -1,5 +1,5 @@
 //! The one path by which decoded log streams enter the store, whatever the
-//! protocol: validate → rate limit → append (WAL first) → count.
+//! protocol: validate → normalize → rate limit → append (WAL first) → count.
 //!
 //! Invariant: a caller acknowledges only after [`accept`] returns `Ok`, and
 //! `Ok` means the WAL holds every accepted entry.
@@ -34,7 +34,14 @@ pub fn accept(
     streams: Vec<PushStream>,
 ) -> Result<Accepted, ApiError> {
     let limits = &state.config.limits_config;
-    let validated = validate(streams, limits, now_ns());
+    let mut validated = validate(streams, limits, now_ns());
+    validated.streams = crate::ingest::normalize::normalize_push(
+        &state.config,
+        &state.metrics,
+        tenant,
+        std::mem::take(&mut validated.streams),
+        now_ns(),
+    );
     for (reason, entries, _bytes) in &validated.rejected {
         state.metrics.add(
             LINES_DISCARDED,
