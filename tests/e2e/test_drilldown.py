@@ -66,6 +66,8 @@ def test_detected_fields_of_json_logfmt_and_metadata(drill):
     assert [f["label"] for f in body["fields"]] == sorted(fields)
     expected = {
         # label: (type, cardinality, parsers, jsonPath)
+        # Structured metadata ingest adds (Loki's discover_log_levels): info, debug, unknown.
+        "detected_level": ("string", 3, None, None),
         "latency_ms": ("int", 6, ["json"], ["latency_ms"]),
         "level": ("string", 2, ["json", "logfmt"], ["level"]),
         "msg": ("string", 2, ["json", "logfmt"], ["msg"]),
@@ -134,6 +136,8 @@ def test_detected_labels(drill):
         {"label": "canary", "cardinality": 2},
         {"label": "env", "cardinality": 2},
         {"label": "pod", "cardinality": 3},
+        # Added at ingest (Loki's discover_service_name), listed as Loki's querier does.
+        {"label": "service_name", "cardinality": 2},
     ]}
     body = ok(drill.get("/loki/api/v1/detected_labels", query='{app="worker"}'))
     assert body == {"detectedLabels": [
@@ -141,6 +145,7 @@ def test_detected_labels(drill):
         {"label": "canary", "cardinality": 1},
         {"label": "env", "cardinality": 2},
         {"label": "pod", "cardinality": 2},
+        {"label": "service_name", "cardinality": 1},
     ]}
 
 

@@ -26,7 +26,9 @@ def test_tail_streams_new_entries_and_ends_cleanly(server):
             frame = json.loads(ws.recv())
             frames.append(frame)
             for stream in frame["streams"]:
-                assert stream["stream"] == {"test": test, "app": "tail"}
+                # Plus what ingest derives, as in Loki 3 (service_name, detected_level).
+                assert stream["stream"] == {"test": test, "app": "tail", "service_name": "tail",
+                                            "detected_level": "unknown"}
                 seen += [line for _, line in stream["values"]]
         assert seen == ["keep 1", "keep 3"]
         assert all(frame["dropped_entries"] == [] for frame in frames)

@@ -37,6 +37,91 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Our own: secrets replaced by a marker before anything is stored.
     pub redaction: RedactionConfig,
+    /// Our own ingest normalization settings (event time, label policy); see
+    /// `ingest/normalize`.
+    pub ingest: IngestConfig,
+}
+
+/// How pushed lines are normalized at ingest (our own block; Loki's
+/// `discover_log_levels` and `discover_service_name` stay in `limits_config`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Taking the entry's timestamp from the line.
+    pub event_time: EventTimeConfig,
+    /// Which JSON fields become labels or structured metadata, and how
+    /// Kubernetes pod labels are named.
+    pub labels: LabelPolicyConfig,
+}
+
+/// Event time taken from a JSON line's time field.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventTimeConfig {
+    /// Replace the push timestamp by the line's own time when it lies in the
+    /// accepted window (`reject_old_samples_max_age`, `creation_grace_period`).
+    pub enabled: bool,
+    /// Top-level JSON fields holding the event time, first present wins:
+    /// RFC 3339 (any precision) or epoch s/ms/µs/ns (unit decided by magnitude).
+    pub fields: Vec<String>,
+}
+
+impl Default for EventTimeConfig {
+    fn default() -> Self {
+        EventTimeConfig {
+            enabled: true,
+            fields: ["timestamp", "time", "ts", "@timestamp"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+/// The label policy of ingest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LabelPolicyConfig {
+    /// Top-level JSON fields lifted into stream labels (low cardinality only:
+    /// every distinct value is a new stream). Empty by default: labels are
+    /// usually set by the collector.
+    pub from_fields: Vec<String>,
+    /// Top-level JSON fields copied into structured metadata (the line stays
+    /// intact) when the entry does not carry them already, so trace lookups
+    /// find them without parsing lines.
+    pub structured_metadata_fields: Vec<String>,
+    /// Stream label (as pushed, or as written on the pod:
+    /// `app.kubernetes.io/name`) → label added with the same value when the
+    /// stream does not have it. The source label is kept.
+    pub kubernetes: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for LabelPolicyConfig {
+    fn default() -> Self {
+        LabelPolicyConfig {
+            from_fields: Vec::new(),
+            structured_metadata_fields: [
+                "trace_id",
+                "span_id",
+                "request_id",
+                "x_request_id",
+                "user_id",
+                "session_id",
+            ]
+            .map(String::from)
+            .to_vec(),
+            kubernetes: [
+                ("app_kubernetes_io_name", "app"),
+                ("app_kubernetes_io_instance", "inference_service"),
+                ("app_kubernetes_io_component", "component"),
+                ("nvidia_com_dynamo_component_type", "component"),
+                ("mif_moreh_io_pool", "pool_name"),
+                ("mif_moreh_io_role", "role"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        }
+    }
 }
 
 /// `auth:`: optional bearer tokens (Loki has none; it leaves authentication
@@ -368,7 +453,31 @@ pub struct LimitsConfig {
     /// there may still arrive).
     #[serde(deserialize_with = "serde_units::duration")]
     pub max_cache_freshness_per_query: Duration,
+    /// Add `detected_level` structured metadata to every entry (Loki's key).
+    pub discover_log_levels: bool,
+    /// Fields a level is read from (labels, metadata, JSON or logfmt keys);
+    /// empty means Loki's default list (Loki's key).
+    pub log_level_fields: Vec<String>,
+    /// Labels a missing `service_name` label is taken from, first present
+    /// wins, else `unknown_service`; empty turns it off (Loki's key and list).
+    pub discover_service_name: Vec<String>,
 }
+
+/// Loki's default `discover_service_name` list.
+pub const DEFAULT_SERVICE_NAME_LABELS: [&str; 12] = [
+    "service_name",
+    "service",
+    "app",
+    "application",
+    "name",
+    "app_kubernetes_io_name",
+    "container",
+    "container_name",
+    "k8s_container_name",
+    "component",
+    "workload",
+    "job",
+];
 
 impl Default for LimitsConfig {
     fn default() -> Self {
@@ -394,6 +503,9 @@ impl Default for LimitsConfig {
             retention_period: Duration::from_secs(90 * 86_400),
             split_queries_by_interval: Duration::from_secs(3600),
             max_cache_freshness_per_query: Duration::from_secs(600),
+            discover_log_levels: true,
+            log_level_fields: Vec::new(),
+            discover_service_name: DEFAULT_SERVICE_NAME_LABELS.map(String::from).to_vec(),
         }
     }
 }
@@ -483,6 +595,14 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "limits_config.split_queries_by_interval must be > 0".into(),
             ));
+        }
+        let policy = &self.ingest.labels;
+        for (source, target) in &policy.kubernetes {
+            if source.is_empty() || !inferscope_model::is_valid_label_name(target) {
+                return Err(ConfigError::Invalid(format!(
+                    "ingest.labels.kubernetes: {source:?} -> {target:?} needs a source and a valid label name"
+                )));
+            }
         }
         if self.storage.head_max_bytes < 1 << 20 {
             return Err(ConfigError::Invalid(
@@ -595,6 +715,23 @@ mod tests {
             c.compactor.delete_request_cancel_period,
             Duration::from_secs(24 * 3600)
         );
+        assert!(c.limits_config.discover_log_levels);
+        assert_eq!(
+            c.limits_config.discover_service_name,
+            DEFAULT_SERVICE_NAME_LABELS.map(String::from).to_vec()
+        );
+        assert_eq!(
+            c.ingest
+                .labels
+                .kubernetes
+                .get("app.kubernetes.io/name")
+                .map(String::as_str),
+            Some("app")
+        );
+        assert_eq!(
+            c.ingest.labels.structured_metadata_fields,
+            LabelPolicyConfig::default().structured_metadata_fields
+        );
         let zero = Config::from_yaml("compactor:\n  delete_request_cancel_period: 0s\n")
             .expect("zero cancel period");
         assert!(zero.compactor.delete_request_cancel_period.is_zero());
@@ -659,6 +796,22 @@ mod tests {
     fn unknown_keys_are_refused_with_their_name() {
         let err = Config::from_yaml("limits_config:\n  max_line_sise: 1KB\n").expect_err("typo");
         assert!(err.to_string().contains("max_line_sise"), "{err}");
+    }
+
+    #[test]
+    fn ingest_settings_refuse_unknown_keys_and_bad_targets() {
+        let err =
+            Config::from_yaml("ingest:\n  labels:\n    form_fields: [a]\n").expect_err("typo");
+        assert!(err.to_string().contains("form_fields"), "{err}");
+        let c = Config::from_yaml("ingest:\n  labels:\n    kubernetes: {a.b/c: bad-name}\n")
+            .expect("parses");
+        assert!(c.validate().is_err());
+        let c = Config::from_yaml(
+            "limits_config:\n  discover_log_levels: false\n  discover_service_name: []\n",
+        )
+        .expect("parses");
+        assert!(!c.limits_config.discover_log_levels);
+        assert!(c.limits_config.discover_service_name.is_empty());
     }
 
     #[test]

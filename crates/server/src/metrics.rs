@@ -71,6 +71,22 @@ pub const DELETE_REQUESTS_RECEIVED: Family = Family {
     help: "Log deletion requests accepted, by tenant.",
 };
 
+/// JSON-looking lines that did not parse, by tenant (stored as plain text).
+pub const INVALID_JSON_LINES: Family = Family {
+    name: "inferscope_ingest_invalid_json_lines_total",
+    help: "Lines starting with '{' that are not valid JSON (stored as plain text).",
+};
+/// Entries whose timestamp was taken from the line, by tenant.
+pub const EVENT_TIMES_FROM_LINE: Family = Family {
+    name: "inferscope_ingest_event_times_from_line_total",
+    help: "Entries whose timestamp was taken from the time field of the line.",
+};
+/// Time fields not used, by tenant and reason (`unparseable`, `out_of_window`).
+pub const EVENT_TIME_FAILURES: Family = Family {
+    name: "inferscope_timestamp_parse_failures_total",
+    help: "Time fields of lines not used (push time kept), by reason.",
+};
+
 type SeriesKey = (&'static str, Vec<(&'static str, String)>);
 
 /// Labelled counters.

@@ -14,7 +14,7 @@
 //!   {"status":"success","data":[{"pattern":"level=info msg=<_>","level":"info",
 //!                                "samples":[[1700000040,12],…]},…]}
 //! GET /loki/api/v1/drilldown-limits
-//!   {"limits":{"discover_log_levels":false,…},"pattern_ingester_enabled":true,"version":"…"}
+//!   {"limits":{"discover_log_levels":true,…},"pattern_ingester_enabled":true,"version":"…"}
 //! ```
 //!
 //! Detected fields and values sample the `line_limit` most recent lines of the log
@@ -43,8 +43,7 @@ use crate::http::loki_query::{DEFAULT_QUERY_SINCE, check_query_length, observe, 
 use crate::http::params::Params;
 use crate::metrics::QUERY_BYTES_SCANNED;
 use crate::query::detected::{
-    self, DetectedField, DetectedLabel, LOG_LEVEL_FIELDS, detect_field_values, detect_fields,
-    detect_labels,
+    self, DetectedField, DetectedLabel, detect_field_values, detect_fields, detect_labels,
 };
 use crate::query::log_query::{LogQuery, LogQueryError, ResultStream, execute};
 use crate::query::patterns::{Drain, MinedPattern};
@@ -474,10 +473,14 @@ async fn drilldown_limits(State(state): State<Arc<AppState>>, headers: HeaderMap
         let duration = |d: Duration| format_duration(d);
         let body = serde_json::json!({
             "limits": {
-                // Levels and service names are not derived at ingest (yet).
-                "discover_log_levels": false,
-                "discover_service_name": [],
-                "log_level_fields": LOG_LEVEL_FIELDS,
+                // Derived at ingest (ingest/normalize).
+                "discover_log_levels": limits.discover_log_levels,
+                "discover_service_name": limits.discover_service_name,
+                "log_level_fields": if limits.log_level_fields.is_empty() {
+                    crate::ingest::normalize::level::DEFAULT_LEVEL_FIELDS.to_vec()
+                } else {
+                    limits.log_level_fields.iter().map(String::as_str).collect()
+                },
                 "max_entries_limit_per_query": limits.max_entries_limit_per_query,
                 "max_line_size_truncate": limits.max_line_size_truncate,
                 "max_query_bytes_read": "0B",

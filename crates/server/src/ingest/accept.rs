@@ -1,5 +1,5 @@
 //! The one path by which decoded log streams enter the store, whatever the
-//! protocol: validate → rate limit → append (WAL first) → count.
+//! protocol: validate → normalize → rate limit → append (WAL first) → count.
 //!
 //! Invariant: a caller acknowledges only after [`accept`] returns `Ok`, and
 //! `Ok` means the WAL holds every accepted entry.
@@ -35,7 +35,15 @@ pub fn accept(
 ) -> Result<Accepted, ApiError> {
     let limits = &state.config.limits_config;
     let mut validated = validate(streams, limits, now_ns());
-    // Secrets never reach the WAL, the head, blocks or live tails.
+    validated.streams = crate::ingest::normalize::normalize_push(
+        &state.config,
+        &state.metrics,
+        tenant,
+        std::mem::take(&mut validated.streams),
+        now_ns(),
+    );
+    // Secrets never reach the WAL, the head, blocks or live tails (redacted after
+    // normalization, so fields it copies into structured metadata are covered too).
     let redacted = state.redactor.redact_for(tenant, &mut validated.streams);
     for (reason, entries, _bytes) in &validated.rejected {
         state.metrics.add(

@@ -1,6 +1,8 @@
-//! Ingest: decoding push bodies, validating them against limits, rate limiting.
+//! Ingest: decoding push bodies, validating them against limits, normalizing
+//! them (event time, levels, labels), rate limiting.
 pub mod accept;
 pub mod loki_proto;
+pub mod normalize;
 pub mod push_decode;
 pub mod rate_limit;
 pub mod redact;

@@ -1,0 +1,455 @@
+//! Ingest normalization: what Inferscope derives from a pushed line, after
+//! validation and before rate limiting and the WAL. The line itself is never
+//! rewritten: everything derived goes next to it.
+//!
+//! Per entry, a JSON line (first non-blank byte `{`) is scanned once, for the
+//! fields wanted only (other values are skipped undecoded); an invalid one is
+//! treated as plain text and counted, never refused. From it:
+//!
+//! * **event time** ([`time`]): the first of `ingest.event_time.fields` replaces
+//!   the push time when it parses and lies in the window validation accepts;
+//!   otherwise the push time stays and the miss is counted;
+//! * **`detected_level`** ([`level`]): structured metadata, as Loki's
+//!   `discover_log_levels` adds it;
+//! * **structured metadata**: `ingest.labels.structured_metadata_fields`
+//!   (`trace_id`, `span_id`, …) copied from the top level of JSON lines unless
+//!   the entry carries them already;
+//! * **stream labels** ([`labels`]): `service_name` (Loki's
+//!   `discover_service_name`), the Kubernetes mapping, and the JSON fields of
+//!   `ingest.labels.from_fields` (which split a stream by their values).
+//!
+//! Additions never push an entry or stream over `limits_config`'s label and
+//! structured metadata limits: what does not fit is left out.
+
+pub mod labels;
+pub mod level;
+pub mod time;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use inferscope_model::{Labels, LogEntry, PushStream};
+use inferscope_query::pipeline::json::{flatten_only, sanitize_key};
+
+use self::level::{DEFAULT_LEVEL_FIELDS, DETECTED_LEVEL};
+use self::time::{Window, parse_event_time};
+use crate::config::Config;
+use crate::metrics::{EVENT_TIME_FAILURES, EVENT_TIMES_FROM_LINE, INVALID_JSON_LINES, Metrics};
+
+/// Normalizes `streams` of `tenant` as `config` says and counts what happened
+/// in `metrics`. The one entry point `ingest::accept` calls.
+pub fn normalize_push(
+    config: &Config,
+    metrics: &Metrics,
+    tenant: &str,
+    streams: Vec<PushStream>,
+    now_ns: i64,
+) -> Vec<PushStream> {
+    let normalizer = Normalizer::new(config);
+    let (streams, stats) = normalizer.normalize(streams, now_ns);
+    stats.record(metrics, tenant);
+    streams
+}
+
+/// What normalization did to one batch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct NormalizeStats {
+    /// Lines that looked like JSON.
+    pub json_lines: usize,
+    /// Of those, lines that did not parse (treated as plain text).
+    pub invalid_json: usize,
+    /// Entries whose timestamp was taken from the line.
+    pub event_times: usize,
+    /// Time fields that did not parse (push time kept).
+    pub event_time_unparseable: usize,
+    /// Time fields outside the accepted window (push time kept).
+    pub event_time_out_of_window: usize,
+}
+
+impl NormalizeStats {
+    /// Adds the counts to the server's counters.
+    pub fn record(&self, metrics: &Metrics, tenant: &str) {
+        let add = |family, labels: &[(&'static str, &str)], n: usize| {
+            if n > 0 {
+                metrics.add(family, labels, n as f64);
+            }
+        };
+        add(INVALID_JSON_LINES, &[("tenant", tenant)], self.invalid_json);
+        add(
+            EVENT_TIMES_FROM_LINE,
+            &[("tenant", tenant)],
+            self.event_times,
+        );
+        add(
+            EVENT_TIME_FAILURES,
+            &[("tenant", tenant), ("reason", "unparseable")],
+            self.event_time_unparseable,
+        );
+        add(
+            EVENT_TIME_FAILURES,
+            &[("tenant", tenant), ("reason", "out_of_window")],
+            self.event_time_out_of_window,
+        );
+    }
+}
+
+/// The normalization settings, compiled from the configuration.
+#[derive(Debug, Clone)]
+pub struct Normalizer {
+    discover_levels: bool,
+    /// Level field names as configured (labels, metadata, logfmt keys).
+    level_fields: Vec<String>,
+    /// The same as flattened JSON keys.
+    level_keys: Vec<String>,
+    service_name_labels: Vec<String>,
+    time_keys: Vec<String>,
+    metadata_keys: Vec<String>,
+    label_keys: Vec<String>,
+    kubernetes: Vec<(String, String)>,
+    /// Every JSON key wanted, for the scanner.
+    wanted: Vec<String>,
+    window_age_ns: Option<i64>,
+    grace_ns: i64,
+    max_labels: usize,
+    max_label_value_length: usize,
+    max_metadata_entries: usize,
+    max_metadata_bytes: usize,
+}
+
+/// Fields found in one JSON line.
+#[derive(Debug, Default)]
+struct Found {
+    /// (rank in `time_keys`, value)
+    time: Option<(usize, String)>,
+    level: Option<String>,
+    metadata: Vec<(String, String)>,
+    labels: Vec<(String, String)>,
+}
+
+impl Normalizer {
+    /// Compiles the settings of `config`.
+    pub fn new(config: &Config) -> Self {
+        let limits = &config.limits_config;
+        let ingest = &config.ingest;
+        let level_fields: Vec<String> = if limits.log_level_fields.is_empty() {
+            DEFAULT_LEVEL_FIELDS.map(String::from).to_vec()
+        } else {
+            limits.log_level_fields.clone()
+        };
+        let keys = |names: &[String]| -> Vec<String> {
+            let mut out: Vec<String> = Vec::with_capacity(names.len());
+            for key in names.iter().map(|n| sanitize_key(n)) {
+                if !key.is_empty() && !out.contains(&key) {
+                    out.push(key);
+                }
+            }
+            out
+        };
+        let level_keys = if limits.discover_log_levels {
+            keys(&level_fields)
+        } else {
+            Vec::new()
+        };
+        let time_keys = if ingest.event_time.enabled {
+            keys(&ingest.event_time.fields)
+        } else {
+            Vec::new()
+        };
+        let metadata_keys = keys(&ingest.labels.structured_metadata_fields);
+        let label_keys = keys(&ingest.labels.from_fields);
+        let mut wanted: Vec<String> = Vec::new();
+        for key in level_keys
+            .iter()
+            .chain(&time_keys)
+            .chain(&metadata_keys)
+            .chain(&label_keys)
+        {
+            if !wanted.contains(key) {
+                wanted.push(key.clone());
+            }
+        }
+        let kubernetes = ingest
+            .labels
+            .kubernetes
+            .iter()
+            .map(|(source, target)| (labels::sanitize_label_name(source), target.clone()))
+            .collect();
+        Normalizer {
+            discover_levels: limits.discover_log_levels,
+            level_fields,
+            level_keys,
+            service_name_labels: limits.discover_service_name.clone(),
+            time_keys,
+            metadata_keys,
+            label_keys,
+            kubernetes,
+            wanted,
+            window_age_ns: limits
+                .reject_old_samples
+                .then_some(limits.reject_old_samples_max_age.as_nanos() as i64),
+            grace_ns: limits.creation_grace_period.as_nanos() as i64,
+            max_labels: limits.max_label_names_per_series,
+            max_label_value_length: limits.max_label_value_length,
+            max_metadata_entries: limits.max_structured_metadata_entries_count,
+            max_metadata_bytes: limits.max_structured_metadata_size as usize,
+        }
+    }
+
+    /// The event times accepted at `now_ns` (validation's window).
+    pub fn window(&self, now_ns: i64) -> Window {
+        Window {
+            oldest_ns: self
+                .window_age_ns
+                .map_or(i64::MIN, |age| now_ns.saturating_sub(age)),
+            newest_ns: now_ns.saturating_add(self.grace_ns),
+        }
+    }
+
+    /// Normalizes validated `streams`; `now_ns` is the server's clock.
+    pub fn normalize(
+        &self,
+        streams: Vec<PushStream>,
+        now_ns: i64,
+    ) -> (Vec<PushStream>, NormalizeStats) {
+        let window = self.window(now_ns);
+        let mut stats = NormalizeStats::default();
+        let mut out = Vec::with_capacity(streams.len());
+        for stream in streams {
+            let labels = self.stream_labels(stream.labels);
+            let stream_level = self.stream_level(&labels);
+            if self.label_keys.is_empty() {
+                let mut entries = stream.entries;
+                for entry in &mut entries {
+                    self.entry(entry, stream_level.as_deref(), window, &mut stats);
+                }
+                out.push(PushStream { labels, entries });
+                continue;
+            }
+            // Lifted fields split the stream by their values.
+            let mut split: BTreeMap<Vec<(String, String)>, Vec<LogEntry>> = BTreeMap::new();
+            for mut entry in stream.entries {
+                let lifted = self.entry(&mut entry, stream_level.as_deref(), window, &mut stats);
+                split.entry(lifted).or_default().push(entry);
+            }
+            for (lifted, entries) in split {
+                let labels = self.with_labels(&labels, lifted);
+                out.push(PushStream { labels, entries });
+            }
+        }
+        (out, stats)
+    }
+
+    /// The stream's labels with `service_name` and the Kubernetes mapping.
+    fn stream_labels(&self, labels: Labels) -> Labels {
+        let mut added = labels::kubernetes_labels(&labels, &self.kubernetes);
+        // service_name is taken from the mapped labels too, and comes first
+        // when the label limit leaves room for only some.
+        let with_mapped = if added.is_empty() {
+            None
+        } else {
+            Some(Labels::from_pairs(
+                labels
+                    .iter()
+                    .chain(added.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            ))
+        };
+        if let Some(service) = labels::discover_service_name(
+            with_mapped.as_ref().unwrap_or(&labels),
+            &self.service_name_labels,
+        ) {
+            added.insert(0, (labels::SERVICE_NAME.to_string(), service));
+        }
+        self.with_labels(&labels, added)
+    }
+
+    /// `labels` plus the `added` pairs the label limits leave room for.
+    fn with_labels(&self, labels: &Labels, added: Vec<(String, String)>) -> Labels {
+        if added.is_empty() {
+            return labels.clone();
+        }
+        let room = self.max_labels.saturating_sub(labels.len());
+        let mut pairs = labels.as_pairs().to_vec();
+        pairs.extend(
+            added
+                .into_iter()
+                .filter(|(k, v)| labels.get(k).is_none() && v.len() <= self.max_label_value_length)
+                .take(room),
+        );
+        Labels::from_pairs(pairs)
+    }
+
+    /// Loki's level from stream labels: the first level field present.
+    fn stream_level(&self, labels: &Labels) -> Option<String> {
+        if !self.discover_levels {
+            return None;
+        }
+        self.level_fields
+            .iter()
+            .find_map(|name| labels.get(name))
+            .map(|v| level::normalize_level(v).into_owned())
+    }
+
+    /// Normalizes one entry; returns the labels lifted from its fields.
+    fn entry(
+        &self,
+        entry: &mut LogEntry,
+        stream_level: Option<&str>,
+        window: Window,
+        stats: &mut NormalizeStats,
+    ) -> Vec<(String, String)> {
+        let found = if looks_like_json(&entry.line) && !self.wanted.is_empty() {
+            stats.json_lines += 1;
+            let found = self.scan_json(&entry.line);
+            if found.is_none() {
+                stats.invalid_json += 1;
+            }
+            found
+        } else {
+            None
+        };
+        let is_json = found.is_some();
+        let found = found.unwrap_or_default();
+
+        if let Some((_, text)) = &found.time {
+            match parse_event_time(text) {
+                Some(ns) if window.contains(ns) => {
+                    entry.timestamp_ns = ns;
+                    stats.event_times += 1;
+                }
+                Some(_) => stats.event_time_out_of_window += 1,
+                None => stats.event_time_unparseable += 1,
+            }
+        }
+
+        if self.discover_levels {
+            self.add_level(entry, stream_level, is_json, found.level.as_deref());
+        }
+        for (name, value) in found.metadata {
+            if !entry.structured_metadata.iter().any(|(k, _)| *k == name) {
+                self.push_metadata(entry, name, value);
+            }
+        }
+        found.labels
+    }
+
+    fn add_level(
+        &self,
+        entry: &mut LogEntry,
+        stream_level: Option<&str>,
+        is_json: bool,
+        json_level: Option<&str>,
+    ) {
+        if let Some((_, value)) = entry
+            .structured_metadata
+            .iter_mut()
+            .find(|(k, _)| k == DETECTED_LEVEL)
+        {
+            if let Some(canonical) = level::canonical_level(value)
+                && value != canonical
+            {
+                *value = canonical.to_string();
+            }
+            return;
+        }
+        let from_metadata = || {
+            self.level_fields.iter().find_map(|name| {
+                entry
+                    .structured_metadata
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| level::normalize_level(v).into_owned())
+            })
+        };
+        let detected: String = match stream_level {
+            Some(level) => level.to_string(),
+            None => match from_metadata() {
+                Some(level) => level,
+                None if is_json => match json_level {
+                    Some(value) => level::level_from_field(value, &entry.line).to_string(),
+                    None => level::level_from_words(&entry.line).to_string(),
+                },
+                None => level::level_of_plain_text(&entry.line, &self.level_fields).to_string(),
+            },
+        };
+        self.push_metadata(entry, DETECTED_LEVEL.to_string(), detected);
+    }
+
+    /// Adds a metadata pair when the limits leave room for it.
+    fn push_metadata(&self, entry: &mut LogEntry, name: String, value: String) {
+        if value.is_empty() || entry.structured_metadata.len() >= self.max_metadata_entries {
+            return;
+        }
+        let bytes: usize = entry
+            .structured_metadata
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        if bytes + name.len() + value.len() > self.max_metadata_bytes {
+            return;
+        }
+        entry.structured_metadata.push((name, value));
+    }
+
+    /// The wanted fields of a JSON line, `None` when it is not valid JSON.
+    fn scan_json(&self, line: &str) -> Option<Found> {
+        let mut found = Found::default();
+        let result = flatten_only(line, Some(&self.wanted), &mut |key, value| {
+            if let Some(rank) = self.time_keys.iter().position(|k| k == key)
+                && found.time.as_ref().is_none_or(|(r, _)| rank < *r)
+            {
+                found.time = Some((rank, value.to_string()));
+            }
+            if found.level.is_none() && self.level_keys.iter().any(|k| k == key) {
+                found.level = Some(value.to_string());
+            }
+            if self.metadata_keys.iter().any(|k| k == key)
+                && !found.metadata.iter().any(|(k, _)| k == key)
+            {
+                found.metadata.push((key.to_string(), value.to_string()));
+            }
+            if self.label_keys.iter().any(|k| k == key)
+                && !value.is_empty()
+                && !found.labels.iter().any(|(k, _)| k == key)
+            {
+                found.labels.push((key.to_string(), value.to_string()));
+            }
+        });
+        result.ok()?;
+        found.labels.sort();
+        Some(found)
+    }
+}
+
+/// Whether a line is taken for JSON: its first non-blank byte is `{`.
+pub fn looks_like_json(line: &str) -> bool {
+    line.trim_start().starts_with('{')
+}
+
+/// The message of a JSON line: its `message`, `msg` or `event` field (in that
+/// order of preference); `None` for other lines or invalid JSON. Borrowed from
+/// the line unless the JSON string had escapes.
+pub fn message_of(line: &str) -> Option<Cow<'_, str>> {
+    static KEYS: LazyLock<Vec<String>> =
+        LazyLock::new(|| ["message", "msg", "event"].map(String::from).to_vec());
+    if !looks_like_json(line) {
+        return None;
+    }
+    let mut best: Option<(usize, Cow<'_, str>)> = None;
+    flatten_only(line, Some(&KEYS), &mut |key, value| {
+        if let Some(rank) = KEYS.iter().position(|k| k == key)
+            && best.as_ref().is_none_or(|(r, _)| rank < *r)
+        {
+            best = Some((rank, Cow::Owned(value.into_owned())));
+        }
+    })
+    .ok()?;
+    let (_, value) = best?;
+    Some(match line.find(value.as_ref()) {
+        Some(pos) => Cow::Borrowed(&line[pos..pos + value.len()]),
+        None => value,
+    })
+}
+
+#[cfg(test)]
+mod tests;
