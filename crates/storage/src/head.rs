@@ -162,7 +162,7 @@ impl TenantHead {
             .iter()
             .copied()
             .find(|&i| self.streams[i].labels == *labels);
-        let idx = match found {
+        match found {
             Some(i) => i,
             None => {
                 let i = self.streams.len();
@@ -181,8 +181,7 @@ impl TenantHead {
                 });
                 i
             }
-        };
-        idx
+        }
     }
 
     /// Appends entries whose id hashes (`crate::ids::entry_hashes`) were

@@ -33,6 +33,9 @@ use crate::retention;
 use crate::scan::{ScanRequest, ScanTask, TaskKind};
 use crate::wal::{self, Wal, WalSync};
 
+/// Selected streams of a block: (stream index, row range), in row order.
+type StreamRows = Vec<(usize, Range<usize>)>;
+
 /// Rows per block scan task (a block's selected streams are split into
 /// tasks of about this many rows).
 const TASK_ROWS: u64 = 256 * 1024;
@@ -477,7 +480,8 @@ impl Store {
             }
         }
         // Which streams of which blocks are wanted, decided from the manifest alone.
-        let mut wanted: Vec<(Arc<BlockEntry>, Vec<(usize, Range<usize>)>)> = Vec::new();
+        // (block, [(stream index, rows)])
+        let mut wanted: Vec<(Arc<BlockEntry>, StreamRows)> = Vec::new();
         for b in blocks {
             if !range.overlaps(b.meta.min_ts, b.meta.max_ts) {
                 continue;
