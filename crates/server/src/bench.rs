@@ -213,6 +213,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 scanned_rate
             );
         }
+        trace_lookups(&base, &dataset, args.repeat)?;
         Ok(())
     })();
     let _ = server.kill();
@@ -432,6 +433,60 @@ struct QueryFigures {
     exec_seconds: f64,
     bytes_processed: u64,
     entries: u64,
+}
+
+/// Times `GET /api/v1/trace/{id}` for the dataset's needle trace id: the
+/// first lookup (which loads the blocks' id sidecars), then `repeat` more.
+fn trace_lookups(base: &str, dataset: &Dataset, repeat: usize) -> anyhow::Result<()> {
+    let lookup = || -> anyhow::Result<(f64, u64, String)> {
+        let started = Instant::now();
+        let response = agent()
+            .get(&format!("{base}/api/v1/trace/{}", dataset.needle))
+            .query("start", dataset.start_ns.to_string())
+            .query("end", dataset.end_ns.to_string())
+            .call()?;
+        let status = response.status();
+        let blocks = format!(
+            "{} read, {} skipped",
+            header(&response, "x-inferscope-blocks-read"),
+            header(&response, "x-inferscope-blocks-skipped")
+        );
+        let text = response.into_body().read_to_string()?;
+        let seconds = started.elapsed().as_secs_f64();
+        if status != 200 {
+            bail!("trace lookup answered {status}: {text}");
+        }
+        let json: serde_json::Value = serde_json::from_str(&text)?;
+        let entries = json["data"]["stats"]["summary"]["totalEntriesReturned"]
+            .as_u64()
+            .unwrap_or(0);
+        Ok((seconds, entries, blocks))
+    };
+    let (first, entries, blocks) = lookup()?;
+    let mut times = Vec::new();
+    for _ in 0..repeat.max(1) {
+        times.push(lookup()?.0);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "{:<32} {:>8.3} s {:>8.3} s {:>10} {:>10}   first {:.3} s; blocks {blocks}",
+        "trace lookup /api/v1/trace/{id}",
+        times[0],
+        times[times.len() / 2],
+        "-",
+        entries,
+        first
+    );
+    Ok(())
+}
+
+fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("?")
+        .to_string()
 }
 
 fn run_query(

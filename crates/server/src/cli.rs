@@ -1,4 +1,5 @@
-//! Command-line interface: `inferscope serve` and `inferscope bench`.
+//! Command-line interface: `inferscope serve`, `inferscope bench` and
+//! `inferscope trace`.
 //!
 //! Layering: defaults → `--config` YAML → environment variables → flags
 //! (clap reads each flag's `INFERSCOPE_*` variable when the flag is absent).
@@ -26,6 +27,9 @@ pub enum Command {
     /// Generate a realistic LLM-stack dataset, ingest it through the push API,
     /// run a fixed set of queries and print throughput figures.
     Bench(crate::bench::BenchArgs),
+    /// Print the timeline of a trace or request id: every entry carrying it,
+    /// from every service, oldest first (asks a running server).
+    Trace(crate::trace_cli::TraceArgs),
 }
 
 /// Options of `inferscope serve`.

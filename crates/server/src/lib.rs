@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod query;
 pub mod state;
 pub mod tenant;
+pub mod trace_cli;
 pub mod units;
 
 use std::net::SocketAddr;

@@ -25,6 +25,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Bench(args) => inferscope_server::bench::run(args),
+        Command::Trace(args) => inferscope_server::trace_cli::run(args),
     }
 }
 

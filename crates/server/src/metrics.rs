@@ -86,6 +86,16 @@ pub const EVENT_TIME_FAILURES: Family = Family {
     name: "inferscope_timestamp_parse_failures_total",
     help: "Time fields of lines not used (push time kept), by reason.",
 };
+/// Trace and request id lookups (`/api/v1/trace/{id}`).
+pub const TRACE_LOOKUPS: Family = Family {
+    name: "inferscope_trace_lookups_total",
+    help: "Trace and request id lookups.",
+};
+/// Blocks a lookup skipped by the id index, read, or read without index.
+pub const TRACE_BLOCKS: Family = Family {
+    name: "inferscope_trace_lookup_blocks_total",
+    help: "Blocks considered by id lookups, by outcome (skipped by the id index, read, unindexed: read without a usable index).",
+};
 
 type SeriesKey = (&'static str, Vec<(&'static str, String)>);
 

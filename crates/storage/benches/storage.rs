@@ -123,6 +123,31 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
+    // The id index's share of ingest: extraction alone, and the head append
+    // that now includes it (compare with append_wal_never).
+    g.bench_function("id_extraction", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            for s in &data {
+                for e in &s.entries {
+                    inferscope_storage::ids::ids_in_entry(
+                        &e.line,
+                        e.structured_metadata
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), v.as_str())),
+                        &mut |v| n += v.len(),
+                    );
+                }
+            }
+            black_box(n)
+        })
+    });
+    g.bench_function("head_append", |b| {
+        b.iter(|| {
+            let head = inferscope_storage::head::Head::new();
+            black_box(head.append("fake", &data))
+        })
+    });
     const FLUSH_BATCHES: u64 = 5;
     g.throughput(Throughput::Bytes(raw * FLUSH_BATCHES));
     g.bench_function("flush", |b| {
@@ -169,6 +194,7 @@ fn benches(c: &mut Criterion) {
         matchers: vec![],
         range: TimeRange::all(),
         line_filter: Some(Arc::new(Needle(b"0123456789abcdef"))),
+        id_hint: None,
     };
     g.bench_function("scan_block_needle", |b| {
         b.iter(|| {

@@ -147,6 +147,7 @@ mod tests {
             line_bytes: size,
             meta_pairs: None,
             level: 0,
+            ids: None,
             streams: vec![],
         })
     }

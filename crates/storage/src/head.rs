@@ -150,17 +150,19 @@ pub struct TenantHead {
     pub streams: Vec<HeadStream>,
     /// Label name -> values, for unfiltered label queries.
     index: BTreeMap<String, BTreeSet<String>>,
+    /// Trace and request ids -> streams (`crate::ids`).
+    ids: crate::ids::HeadIds,
 }
 
 impl TenantHead {
-    fn stream_mut(&mut self, labels: &Labels) -> &mut HeadStream {
+    fn stream_index(&mut self, labels: &Labels) -> usize {
         let fp = labels.fingerprint();
         let slots = self.by_fp.entry(fp).or_default();
         let found = slots
             .iter()
             .copied()
             .find(|&i| self.streams[i].labels == *labels);
-        let idx = match found {
+        match found {
             Some(i) => i,
             None => {
                 let i = self.streams.len();
@@ -179,8 +181,15 @@ impl TenantHead {
                 });
                 i
             }
-        };
-        &mut self.streams[idx]
+        }
+    }
+
+    /// Appends entries whose id hashes (`crate::ids::entry_hashes`) were
+    /// computed before the lock was taken.
+    fn append(&mut self, labels: &Labels, entries: &[LogEntry], id_hashes: &[u64]) {
+        let idx = self.stream_index(labels);
+        self.streams[idx].append(entries);
+        self.ids.add_hashes(idx, id_hashes);
     }
 }
 
@@ -227,17 +236,22 @@ impl Head {
     pub fn append(&self, tenant: &str, streams: &[PushStream]) -> (usize, usize) {
         let mut n = 0;
         let mut bytes = 0;
+        // The id scan runs before the write lock, so appenders barely wait on it.
+        let id_hashes: Vec<Vec<u64>> = streams
+            .iter()
+            .map(|s| crate::ids::entry_hashes(&s.entries))
+            .collect();
         {
             let mut tenants = self.tenants.write();
             let th = match tenants.get_mut(tenant) {
                 Some(t) => t,
                 None => tenants.entry(tenant.to_string()).or_default(),
             };
-            for s in streams {
+            for (s, hashes) in streams.iter().zip(&id_hashes) {
                 if s.entries.is_empty() {
                     continue;
                 }
-                th.stream_mut(&s.labels).append(&s.entries);
+                th.append(&s.labels, &s.entries, hashes);
                 n += s.entries.len();
                 bytes += s
                     .entries
@@ -296,6 +310,38 @@ impl Head {
                 .iter()
                 .filter(|s| range.overlaps(s.min_ts, s.max_ts) && matches_all(matchers, &s.labels))
                 .map(|s| StreamSnapshot {
+                    labels: s.labels.clone(),
+                    chunks: s.chunks.clone(),
+                    min_ts: s.min_ts,
+                    max_ts: s.max_ts,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    /// Snapshots the streams of `tenant` matching `matchers` with data in
+    /// `range` whose id index may hold one of `hashes` (see `crate::ids`),
+    /// plus those carrying the label `keep_label`.
+    pub fn select_ids(
+        &self,
+        tenant: &str,
+        matchers: &[LabelMatcher],
+        hashes: &[u64],
+        range: TimeRange,
+        keep_label: Option<&str>,
+    ) -> Vec<StreamSnapshot> {
+        self.with_tenant(tenant, |th| {
+            th.streams
+                .iter()
+                .enumerate()
+                .filter(|(i, s)| {
+                    range.overlaps(s.min_ts, s.max_ts)
+                        && matches_all(matchers, &s.labels)
+                        && (keep_label.is_some_and(|l| s.labels.get(l).is_some())
+                            || th.ids.may_hold(*i, hashes))
+                })
+                .map(|(_, s)| StreamSnapshot {
                     labels: s.labels.clone(),
                     chunks: s.chunks.clone(),
                     min_ts: s.min_ts,

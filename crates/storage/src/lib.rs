@@ -12,6 +12,7 @@ pub mod compaction;
 pub mod deletes;
 pub mod error;
 pub mod head;
+pub mod ids;
 pub mod manifest;
 pub mod retention;
 pub mod scan;
@@ -24,6 +25,7 @@ pub use deletes::{
     DeleteStatus,
 };
 pub use error::StorageError;
+pub use ids::{IdLookupStats, IdQuery};
 pub use scan::{EntryRef, LineFilter, MetadataIter, MetadataRef, ScanRequest, ScanStats, ScanTask};
 pub use segments::Segment;
 pub use store::{AppendStats, Store, StoreConfig, StoreMetrics};

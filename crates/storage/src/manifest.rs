@@ -67,8 +67,23 @@ pub struct BlockMeta {
     pub meta_pairs: Option<u64>,
     /// 0 for flushed blocks, +1 per compaction.
     pub level: u32,
+    /// The block's id sidecar (`None`: written before the id index
+    /// existed, or no entry carries an id; lookups then scan the block).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<IdsMeta>,
     /// Streams in row order.
     pub streams: Vec<StreamMeta>,
+}
+
+/// The manifest record of a block's id sidecar (see `crate::ids`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdsMeta {
+    /// Object key of the sidecar.
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Number of (hash, row) pairs.
+    pub entries: u64,
 }
 
 /// A tenant's manifest.
@@ -95,6 +110,8 @@ pub struct BlockEntry {
     pub meta: BlockMeta,
     /// `Labels` for each of `meta.streams`.
     pub labels: Vec<Labels>,
+    /// The id sidecar once loaded (lookups keep it in memory).
+    pub ids_cache: crate::ids::SidecarCache,
 }
 
 impl BlockEntry {
@@ -105,7 +122,11 @@ impl BlockEntry {
             .iter()
             .map(|s| Labels::from_pairs(s.labels.iter().cloned()))
             .collect();
-        Arc::new(BlockEntry { meta, labels })
+        Arc::new(BlockEntry {
+            meta,
+            labels,
+            ids_cache: Default::default(),
+        })
     }
 }
 

@@ -28,6 +28,12 @@ pub struct ScanRequest {
     pub range: TimeRange,
     /// Optional line filter applied before entries are yielded.
     pub line_filter: Option<Arc<dyn LineFilter>>,
+    /// `(field, id)`: the caller keeps only entries whose structured
+    /// metadata (or a stream label) `field` equals `id`, so the scan may skip
+    /// what the id index rules out (`crate::ids`). Streams carrying `field`
+    /// as a label are scanned in full. Ignored unless `field` is one of
+    /// `ids::ID_FIELDS`. A hint: entries without the id may still be yielded.
+    pub id_hint: Option<(String, String)>,
 }
 
 /// Structured metadata of an entry, without copying it out of the store.

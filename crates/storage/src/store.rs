@@ -33,6 +33,9 @@ use crate::retention;
 use crate::scan::{ScanRequest, ScanTask, TaskKind};
 use crate::wal::{self, Wal, WalSync};
 
+/// Selected streams of a block: (stream index, row range), in row order.
+type StreamRows = Vec<(usize, Range<usize>)>;
+
 /// Rows per block scan task (a block's selected streams are split into
 /// tasks of about this many rows).
 const TASK_ROWS: u64 = 256 * 1024;
@@ -143,6 +146,8 @@ pub struct StoreMetrics {
     pub wal_corrupt_records: u64,
     /// Entries appended since open.
     pub appended_entries: u64,
+    /// Id sidecars found corrupt or missing (their blocks are scanned).
+    pub id_sidecars_corrupt: u64,
 }
 
 #[derive(Default)]
@@ -156,6 +161,7 @@ struct Counters {
     truncations: AtomicU64,
     wal_corrupt: AtomicU64,
     appended: AtomicU64,
+    bad_sidecars: AtomicU64,
 }
 
 /// What [`Store::rewrite_blocks`] did.
@@ -381,6 +387,25 @@ impl Store {
         }
     }
 
+    pub(crate) fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner.config.object_store
+    }
+
+    pub(crate) async fn fetch_gate_read(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.inner.fetch_gate.read().await
+    }
+
+    pub(crate) fn note_bad_sidecar(&self) {
+        self.inner
+            .counters
+            .bad_sidecars
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) async fn load_block_for_lookup(&self, b: &BlockEntry) -> Option<Arc<LoadedBlock>> {
+        self.load_block(b).await
+    }
+
     /// Fetches and verifies a block. Corrupt or missing blocks are marked
     /// bad, reported and yield `None`.
     async fn load_block(&self, b: &BlockEntry) -> Option<Arc<LoadedBlock>> {
@@ -434,8 +459,13 @@ impl Store {
             .deletes
             .for_scan(&req.tenant, range.start_ns, range.end_ns);
         let (heads, blocks) = self.snapshot(&req.tenant);
+        let hint = crate::ids::ScanHint::new(req.id_hint.as_ref());
         for h in heads {
-            for snap in h.select(&req.tenant, &req.matchers, range) {
+            let selected = match &hint {
+                Some(hint) => hint.select_head(&h, &req.tenant, &req.matchers, range),
+                None => h.select(&req.tenant, &req.matchers, range),
+            };
+            for snap in selected {
                 tasks.push(ScanTask {
                     deletes: TaskTombstones::build(
                         tombstones.heads.as_ref(),
@@ -450,17 +480,30 @@ impl Store {
             }
         }
         // Which streams of which blocks are wanted, decided from the manifest alone.
-        let mut wanted: Vec<(Arc<BlockEntry>, Vec<usize>)> = Vec::new();
+        // (block, [(stream index, rows)])
+        let mut wanted: Vec<(Arc<BlockEntry>, StreamRows)> = Vec::new();
         for b in blocks {
             if !range.overlaps(b.meta.min_ts, b.meta.max_ts) {
                 continue;
             }
-            let idx: Vec<usize> = (0..b.meta.streams.len())
+            let mut idx: Vec<(usize, Range<usize>)> = (0..b.meta.streams.len())
                 .filter(|&i| {
                     let s = &b.meta.streams[i];
                     range.overlaps(s.min_ts, s.max_ts) && matches_all(&req.matchers, &b.labels[i])
                 })
+                .map(|i| {
+                    let s = &b.meta.streams[i];
+                    (
+                        i,
+                        s.row_start as usize..(s.row_start + s.row_count) as usize,
+                    )
+                })
                 .collect();
+            if let Some(hint) = &hint
+                && !idx.is_empty()
+            {
+                idx = hint.narrow_block(self, &b, idx).await;
+            }
             if !idx.is_empty() {
                 wanted.push((b, idx));
             }
@@ -500,14 +543,11 @@ impl Store {
                 });
                 *bounds = (i64::MAX, i64::MIN);
             };
-            for i in idx {
+            for (i, rows_of_stream) in idx {
                 let s = &b.meta.streams[i];
-                group.push((
-                    b.labels[i].clone(),
-                    s.row_start as usize..(s.row_start + s.row_count) as usize,
-                ));
+                rows += rows_of_stream.len() as u64;
+                group.push((b.labels[i].clone(), rows_of_stream));
                 bounds = (bounds.0.min(s.min_ts), bounds.1.max(s.max_ts));
-                rows += s.row_count;
                 if rows >= TASK_ROWS {
                     emit(&mut group, &mut bounds);
                     rows = 0;
@@ -638,6 +678,13 @@ impl Store {
         built: BuiltBlock,
         level: u32,
     ) -> Result<BlockMeta, StorageError> {
+        let ids = crate::ids::put_sidecar(
+            self.inner.config.object_store.as_ref(),
+            tenant,
+            id,
+            &built.ids,
+        )
+        .await?;
         let path = manifest::block_path(tenant, id);
         let crc32 = crc32fast::hash(&built.data);
         let size = built.data.len() as u64;
@@ -658,6 +705,7 @@ impl Store {
             line_bytes: built.line_bytes,
             meta_pairs: Some(built.meta_pairs),
             level,
+            ids,
             streams: built.streams,
         })
     }
@@ -913,6 +961,12 @@ impl Store {
             if let Err(e) = self.inner.config.object_store.delete(&path).await {
                 tracing::warn!(block = %b.meta.path, error = %e, "could not delete block file");
             }
+            if let Some(ids) = &b.meta.ids {
+                let path = ObjPath::from(ids.path.as_str());
+                if let Err(e) = self.inner.config.object_store.delete(&path).await {
+                    tracing::warn!(sidecar = %ids.path, error = %e, "could not delete id sidecar");
+                }
+            }
         }
     }
 
@@ -988,6 +1042,7 @@ impl Store {
             wal_tail_truncations: c.truncations.load(Ordering::Relaxed),
             wal_corrupt_records: c.wal_corrupt.load(Ordering::Relaxed),
             appended_entries: c.appended.load(Ordering::Relaxed),
+            id_sidecars_corrupt: c.bad_sidecars.load(Ordering::Relaxed),
         }
     }
 }

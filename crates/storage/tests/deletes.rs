@@ -84,6 +84,7 @@ async fn visible(store: &Store) -> BTreeMap<(String, i64), String> {
             matchers: vec![],
             range: TimeRange::all(),
             line_filter: None,
+            id_hint: None,
         })
         .await
         .expect("scan");
@@ -173,6 +174,7 @@ async fn delete_hides_head_and_block_entries_at_once_and_survives_reopen() {
             matchers: vec![],
             range: TimeRange::all(),
             line_filter: None,
+            id_hint: None,
         })
         .await
         .expect("scan");

@@ -55,6 +55,7 @@ async fn scan_all(
             matchers,
             range,
             line_filter: filter,
+            id_hint: None,
         })
         .await
         .expect("scan");

@@ -129,6 +129,12 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             s.corrupt_blocks_skipped as f64,
         ),
         (
+            "inferscope_id_sidecars_corrupt_total",
+            "Id index sidecars found corrupt or missing (their blocks are scanned in full).",
+            "counter",
+            s.id_sidecars_corrupt as f64,
+        ),
+        (
             "inferscope_wal_tail_truncations_total",
             "Half-written WAL tails truncated at startup.",
             "counter",

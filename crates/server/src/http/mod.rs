@@ -8,6 +8,7 @@ pub mod loki_push;
 pub mod loki_query;
 pub mod loki_tail;
 pub mod params;
+pub mod trace;
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(loki_query::routes())
         .merge(loki_tail::routes())
         .merge(loki_delete::routes())
+        .merge(trace::routes())
         .layer(DefaultBodyLimit::max(loki_push::MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

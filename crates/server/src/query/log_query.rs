@@ -252,6 +252,7 @@ pub async fn execute(
         matchers: query.selector.matchers.clone(),
         range: query.range,
         line_filter,
+        id_hint: super::selector::id_hint(&query.selector),
     };
     let tasks = store.scan(&request).await?;
     let (streams, mut stats) =

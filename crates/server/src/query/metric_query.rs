@@ -181,6 +181,7 @@ impl StoreSource<'_> {
             // The engine's window is (start, end]; storage's is [start, end).
             range: TimeRange::new(start_ns, end_ns.saturating_add(1)),
             line_filter,
+            id_hint: super::selector::id_hint(&agg.selector),
         };
         self.runtime
             .block_on(self.store.scan(&request))

@@ -41,6 +41,8 @@ pub struct BuiltBlock {
     pub min_ts: i64,
     /// Largest timestamp.
     pub max_ts: i64,
+    /// The id index of the rows (`crate::ids`), written as the sidecar.
+    pub ids: crate::ids::BlockIds,
 }
 
 /// Builds a block row by row. Call [`BlockBuilder::begin_stream`] for each
@@ -59,6 +61,7 @@ pub struct BlockBuilder {
     rows: u64,
     line_bytes: u64,
     meta_pairs: u64,
+    ids: Vec<(u64, u32)>,
 }
 
 /// Writer properties used for blocks.
@@ -124,6 +127,7 @@ impl BlockBuilder {
             rows: 0,
             line_bytes: 0,
             meta_pairs: 0,
+            ids: Vec::new(),
         })
     }
 
@@ -167,7 +171,11 @@ impl BlockBuilder {
         self.stream_ids.append_value(self.current_fp);
         self.ts.append_value(ts);
         self.lines.append_value(line);
+        crate::ids::collect_entry(&mut self.ids, self.rows, line, std::iter::empty());
         for (k, v) in meta {
+            if crate::ids::ID_FIELDS.contains(&k) {
+                crate::ids::collect_entry(&mut self.ids, self.rows, "", std::iter::once((k, v)));
+            }
             self.meta.keys().append_value(k);
             self.meta.values().append_value(v);
             self.meta_pairs += 1;
@@ -225,6 +233,7 @@ impl BlockBuilder {
             meta_pairs: self.meta_pairs,
             min_ts,
             max_ts,
+            ids: crate::ids::BlockIds::from_pairs(self.ids),
         })
     }
 }
