@@ -292,6 +292,7 @@ mod tests {
             include_str!("http/loki_push.rs"),
             include_str!("http/loki_query.rs"),
             include_str!("http/loki_tail.rs"),
+            include_str!("http/trace.rs"),
         ];
         let mut routes = Vec::new();
         for source in sources {
@@ -317,7 +318,7 @@ mod tests {
             .lines()
             .filter(|l| l.starts_with("pub mod ") && !l.contains("params"))
             .count();
-        assert_eq!(modules, 7, "a new http module: add it to declared_routes");
+        assert_eq!(modules, 8, "a new http module: add it to declared_routes");
         for route in &routes {
             let expected = match route.as_str() {
                 "/ready" | "/metrics" | "/loki/api/v1/status/buildinfo" => Access::Open,
