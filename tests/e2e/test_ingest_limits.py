@@ -55,7 +55,10 @@ def test_rate_limit_answers_429_with_retry_after_per_tenant(limited):
     assert metric(m, discarded, tenant="tenant-a", reason="line_too_long") == 1
     assert metric(m, "inferscope_ingest_lines_received_total", tenant="tenant-a") == 2
     assert metric(m, "inferscope_ingest_lines_received_total", tenant="tenant-b") == 1
-    assert metric(m, "inferscope_ingest_bytes_received_total", tenant="tenant-b") == len("small line")
+    # Bytes as stored: the line and its structured metadata, which ingest gave a
+    # `detected_level` (`unknown` for this plain line), as Loki's distributor does.
+    stored = len("small line") + len("detected_level") + len("unknown")
+    assert metric(m, "inferscope_ingest_bytes_received_total", tenant="tenant-b") == stored
     assert metric(m, "inferscope_ingest_lines_redacted_total", tenant="tenant-a") == 1
     assert metric(m, "inferscope_redactions_total", tenant="tenant-a", kind="openai_key") == 1
     assert metric(m, "inferscope_ingest_lines_redacted_total", tenant="tenant-b") == 0
