@@ -92,14 +92,17 @@ def test_lookup_finds_every_service_in_time_order_from_head_and_blocks(server):
     assert late == []
 
     # LogQL: `| trace_id="…"` without a parser reads structured metadata (as in
-    # Loki); the id index prunes the scan, the answer is the unpruned one's.
+    # Loki): the chat-api entries carry it, and ingest normalization copies the
+    # gateway's top-level JSON `trace_id` there too. The id index prunes the scan,
+    # the answer is the unpruned one's.
     hinted = server.entries(f'{{env="trace-e2e"}} | trace_id="{trace_id}"', start=str(start - 1), limit=1000)
     unhinted = server.entries(f'{{env="trace-e2e"}} | trace_id="{trace_id}" or trace_id="-"',
                               start=str(start - 1), limit=1000)
     assert hinted == unhinted
-    assert hinted == sorted([(ts, line) for ts, app, line in expected if app.startswith("chat-api")], reverse=True)
+    with_metadata = [(ts, line) for ts, app, line in expected if app.startswith(("chat-api", "gateway"))]
+    assert hinted == sorted(with_metadata, reverse=True)
     counted = server.get("/loki/api/v1/query", query=f'sum(count_over_time({{env="trace-e2e"}} | trace_id="{trace_id}" [1h]))')
-    assert counted.status_code == 200 and counted.json()["data"]["result"][0]["value"][1] == "2", counted.text
+    assert counted.status_code == 200 and counted.json()["data"]["result"][0]["value"][1] == "4", counted.text
 
     metrics = server.get("/metrics").text
     assert "inferscope_trace_lookups_total" in metrics
