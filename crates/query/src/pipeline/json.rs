@@ -342,10 +342,17 @@ fn interest(only: Option<&[String]>, key: &str) -> (bool, bool) {
     let Some(only) = only else {
         return (true, true);
     };
-    let wanted = only.iter().any(|n| n == key);
-    let parent = only
-        .iter()
-        .any(|n| n.len() > key.len() && n.starts_with(key) && n.as_bytes()[key.len()] == b'_');
+    let k = key.as_bytes();
+    let (mut wanted, mut parent) = (false, false);
+    for n in only.iter().map(|n| n.as_bytes()) {
+        // Most names differ in their first byte: skip them before any memcmp
+        // (this runs for every key of every line).
+        if n.first() != k.first() && !k.is_empty() {
+            continue;
+        }
+        wanted |= n == k;
+        parent |= n.len() > k.len() && n.starts_with(k) && n[k.len()] == b'_';
+    }
     (wanted, parent)
 }
 
