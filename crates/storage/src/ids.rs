@@ -62,13 +62,31 @@ pub fn id_hash(id: &str) -> u64 {
     h
 }
 
-fn finders() -> &'static [memchr::memmem::Finder<'static>] {
-    static FINDERS: OnceLock<Vec<memchr::memmem::Finder<'static>>> = OnceLock::new();
-    FINDERS.get_or_init(|| {
-        ID_FIELDS
-            .iter()
-            .map(|f| memchr::memmem::Finder::new(f.as_bytes()))
-            .collect()
+/// The field names grouped by a shared tail (`_id`, `Id`): one `memmem`
+/// pass per tail instead of one per name; a hit is then checked backwards
+/// against the names ending with it.
+struct Anchors {
+    groups: Vec<(memchr::memmem::Finder<'static>, Vec<&'static str>)>,
+}
+
+fn anchors() -> &'static Anchors {
+    static ANCHORS: OnceLock<Anchors> = OnceLock::new();
+    ANCHORS.get_or_init(|| {
+        let mut groups: Vec<(memchr::memmem::Finder<'static>, Vec<&'static str>)> = Vec::new();
+        for name in ID_FIELDS {
+            let tail = ["_id", "Id"]
+                .into_iter()
+                .find(|t| name.ends_with(t))
+                .unwrap_or(name);
+            match groups
+                .iter_mut()
+                .find(|(f, _)| f.needle() == tail.as_bytes())
+            {
+                Some((_, names)) => names.push(name),
+                None => groups.push((memchr::memmem::Finder::new(tail.as_bytes()), vec![name])),
+            }
+        }
+        Anchors { groups }
     })
 }
 
@@ -186,9 +204,16 @@ fn emit(v: &str, f: &mut dyn FnMut(&str)) {
 /// named in [`ID_FIELDS`]). Never panics, whatever the bytes.
 pub fn ids_in_line(line: &str, f: &mut dyn FnMut(&str)) {
     let bytes = line.as_bytes();
-    for (finder, name) in finders().iter().zip(ID_FIELDS) {
-        for pos in finder.find_iter(bytes) {
-            let end = pos + name.len();
+    for (finder, names) in &anchors().groups {
+        for hit in finder.find_iter(bytes) {
+            let end = hit + finder.needle().len();
+            let Some(name) = names
+                .iter()
+                .find(|n| end >= n.len() && &bytes[end - n.len()..end] == n.as_bytes())
+            else {
+                continue;
+            };
+            let pos = end - name.len();
             let before = if pos == 0 { None } else { Some(bytes[pos - 1]) };
             let quoted = before == Some(b'"');
             if before.is_some_and(|b| !quoted && is_name_byte(b)) {
