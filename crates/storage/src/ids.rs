@@ -26,6 +26,7 @@ use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
+use futures::StreamExt;
 use inferscope_model::{Labels, TimeRange};
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStoreExt, PutPayload};
@@ -49,6 +50,8 @@ pub const ID_FIELDS: &[&str] = &["trace_id", "request_id", "traceId", "requestId
 pub const MAX_ID_LEN: usize = 128;
 
 const SIDECAR_MAGIC: &[u8; 8] = b"ISCIDS01";
+/// Sidecars fetched concurrently by a lookup.
+const SIDECAR_FETCH_CONCURRENCY: usize = 8;
 /// Bytes per sidecar entry: hash (8) + row (4).
 const SIDECAR_ENTRY: usize = 12;
 
@@ -480,7 +483,16 @@ impl Store {
                 key: side.path.clone(),
                 reason: format!("size {} but manifest says {}", data.len(), side.size),
             }),
-            Ok(data) => BlockIds::decode(&side.path, &data),
+            Ok(data) => {
+                let key = side.path.clone();
+                match tokio::task::spawn_blocking(move || BlockIds::decode(&key, &data)).await {
+                    Ok(decoded) => decoded,
+                    Err(e) => {
+                        tracing::warn!(sidecar = %side.path, error = %e, "id sidecar decoding task failed");
+                        return None;
+                    }
+                }
+            }
             Err(e @ object_store::Error::NotFound { .. }) => Err(StorageError::object(&path, e)),
             Err(e) => {
                 // Transient: scan the block this time, try the sidecar again later.
@@ -538,12 +550,22 @@ impl Store {
             }
         }
         let mut wanted: Vec<(Arc<BlockEntry>, BlockPlan)> = Vec::new();
-        for b in blocks {
-            if !range.overlaps(b.meta.min_ts, b.meta.max_ts) {
-                continue;
-            }
+        let blocks: Vec<Arc<BlockEntry>> = blocks
+            .into_iter()
+            .filter(|b| range.overlaps(b.meta.min_ts, b.meta.max_ts))
+            .collect();
+        // Sidecars not in memory yet are fetched concurrently (first lookups).
+        let with_ids: Vec<(Arc<BlockEntry>, Option<Arc<BlockIds>>)> = futures::stream::iter(blocks)
+            .map(|b| async move {
+                let ids = self.block_ids(&b).await;
+                (b, ids)
+            })
+            .buffered(SIDECAR_FETCH_CONCURRENCY)
+            .collect()
+            .await;
+        for (b, ids) in with_ids {
             stats.blocks_considered += 1;
-            let plan = match self.block_ids(&b).await {
+            let plan = match ids {
                 Some(ids) => plan_rows(&b, &ids, query.hashes(), range),
                 None => {
                     stats.blocks_unindexed += 1;
