@@ -6,7 +6,8 @@
 //! 2. Starts `inferscope serve` as a child process (so its peak RSS is its
 //!    own) and pushes the bodies over loopback HTTP on `--connections`
 //!    connections; then `POST /flush` writes every block.
-//! 3. Runs a fixed set of LogQL queries through `query_range`.
+//! 3. Runs a fixed set of LogQL queries through `query_range`, then times
+//!    `GET /api/v1/trace/{id}` for a trace id from the middle of the data.
 //! 4. Runs the simple references over the same raw bytes: `zstd -3`,
 //!    `zstd -dc | grep -F` and `grep -F`.
 //!

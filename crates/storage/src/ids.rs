@@ -26,6 +26,7 @@ use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
+use futures::StreamExt;
 use inferscope_model::{Labels, TimeRange};
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStoreExt, PutPayload};
@@ -49,6 +50,8 @@ pub const ID_FIELDS: &[&str] = &["trace_id", "request_id", "traceId", "requestId
 pub const MAX_ID_LEN: usize = 128;
 
 const SIDECAR_MAGIC: &[u8; 8] = b"ISCIDS01";
+/// Sidecars fetched concurrently by a lookup.
+const SIDECAR_FETCH_CONCURRENCY: usize = 8;
 /// Bytes per sidecar entry: hash (8) + row (4).
 const SIDECAR_ENTRY: usize = 12;
 
@@ -62,13 +65,31 @@ pub fn id_hash(id: &str) -> u64 {
     h
 }
 
-fn finders() -> &'static [memchr::memmem::Finder<'static>] {
-    static FINDERS: OnceLock<Vec<memchr::memmem::Finder<'static>>> = OnceLock::new();
-    FINDERS.get_or_init(|| {
-        ID_FIELDS
-            .iter()
-            .map(|f| memchr::memmem::Finder::new(f.as_bytes()))
-            .collect()
+/// The field names grouped by a shared tail (`_id`, `Id`): one `memmem`
+/// pass per tail instead of one per name; a hit is then checked backwards
+/// against the names ending with it.
+struct Anchors {
+    groups: Vec<(memchr::memmem::Finder<'static>, Vec<&'static str>)>,
+}
+
+fn anchors() -> &'static Anchors {
+    static ANCHORS: OnceLock<Anchors> = OnceLock::new();
+    ANCHORS.get_or_init(|| {
+        let mut groups: Vec<(memchr::memmem::Finder<'static>, Vec<&'static str>)> = Vec::new();
+        for name in ID_FIELDS {
+            let tail = ["_id", "Id"]
+                .into_iter()
+                .find(|t| name.ends_with(t))
+                .unwrap_or(name);
+            match groups
+                .iter_mut()
+                .find(|(f, _)| f.needle() == tail.as_bytes())
+            {
+                Some((_, names)) => names.push(name),
+                None => groups.push((memchr::memmem::Finder::new(tail.as_bytes()), vec![name])),
+            }
+        }
+        Anchors { groups }
     })
 }
 
@@ -186,9 +207,16 @@ fn emit(v: &str, f: &mut dyn FnMut(&str)) {
 /// named in [`ID_FIELDS`]). Never panics, whatever the bytes.
 pub fn ids_in_line(line: &str, f: &mut dyn FnMut(&str)) {
     let bytes = line.as_bytes();
-    for (finder, name) in finders().iter().zip(ID_FIELDS) {
-        for pos in finder.find_iter(bytes) {
-            let end = pos + name.len();
+    for (finder, names) in &anchors().groups {
+        for hit in finder.find_iter(bytes) {
+            let end = hit + finder.needle().len();
+            let Some(name) = names
+                .iter()
+                .find(|n| end >= n.len() && &bytes[end - n.len()..end] == n.as_bytes())
+            else {
+                continue;
+            };
+            let pos = end - name.len();
             let before = if pos == 0 { None } else { Some(bytes[pos - 1]) };
             let quoted = before == Some(b'"');
             if before.is_some_and(|b| !quoted && is_name_byte(b)) {
@@ -455,7 +483,16 @@ impl Store {
                 key: side.path.clone(),
                 reason: format!("size {} but manifest says {}", data.len(), side.size),
             }),
-            Ok(data) => BlockIds::decode(&side.path, &data),
+            Ok(data) => {
+                let key = side.path.clone();
+                match tokio::task::spawn_blocking(move || BlockIds::decode(&key, &data)).await {
+                    Ok(decoded) => decoded,
+                    Err(e) => {
+                        tracing::warn!(sidecar = %side.path, error = %e, "id sidecar decoding task failed");
+                        return None;
+                    }
+                }
+            }
             Err(e @ object_store::Error::NotFound { .. }) => Err(StorageError::object(&path, e)),
             Err(e) => {
                 // Transient: scan the block this time, try the sidecar again later.
@@ -513,12 +550,22 @@ impl Store {
             }
         }
         let mut wanted: Vec<(Arc<BlockEntry>, BlockPlan)> = Vec::new();
-        for b in blocks {
-            if !range.overlaps(b.meta.min_ts, b.meta.max_ts) {
-                continue;
-            }
+        let blocks: Vec<Arc<BlockEntry>> = blocks
+            .into_iter()
+            .filter(|b| range.overlaps(b.meta.min_ts, b.meta.max_ts))
+            .collect();
+        // Sidecars not in memory yet are fetched concurrently (first lookups).
+        let with_ids: Vec<(Arc<BlockEntry>, Option<Arc<BlockIds>>)> = futures::stream::iter(blocks)
+            .map(|b| async move {
+                let ids = self.block_ids(&b).await;
+                (b, ids)
+            })
+            .buffered(SIDECAR_FETCH_CONCURRENCY)
+            .collect()
+            .await;
+        for (b, ids) in with_ids {
             stats.blocks_considered += 1;
-            let plan = match self.block_ids(&b).await {
+            let plan = match ids {
                 Some(ids) => plan_rows(&b, &ids, query.hashes(), range),
                 None => {
                     stats.blocks_unindexed += 1;
