@@ -62,3 +62,34 @@ def test_rate_limit_answers_429_with_retry_after_per_tenant(limited):
     assert metric(m, "inferscope_ingest_lines_redacted_total", tenant="tenant-a") == 1
     assert metric(m, "inferscope_redactions_total", tenant="tenant-a", kind="openai_key") == 1
     assert metric(m, "inferscope_ingest_lines_redacted_total", tenant="tenant-b") == 0
+
+
+def test_cardinality_guard_names_the_offending_label(tmp_path):
+    """A label with too many values, or too many streams: the push is refused whole,
+    with a message naming the label (400) or Loki's stream-limit message (429)."""
+    config = tmp_path / "inferscope.yaml"
+    config.write_text("limits_config:\n  max_values_per_label: 5\n  max_global_streams_per_user: 8\n")
+    server = Server(tmp_path / "data", config=config).start()
+    try:
+        test = unique()
+        now = now_ns()
+        for i in range(5):
+            server.push_lines({"test": test, "trace_id": f"t{i}"}, ["ok"], now)
+        r = server.push([{"stream": {"test": test, "trace_id": "t5"}, "values": [[str(now), "one too many"]]}])
+        assert r.status_code == 400, r.text
+        assert "label 'trace_id'" in r.text and "structured metadata" in r.text, r.text
+        # Known values still flow; nothing of the refused push was stored.
+        server.push_lines({"test": test, "trace_id": "t0"}, ["still fine"], now + 1)
+        lines = [line for _, line in server.entries(f'{{test="{test}"}}', since="5m")]
+        assert "one too many" not in lines and "still fine" in lines
+        # Three more streams fit (5 + 3 = 8), a ninth does not: 429 with Retry-After.
+        for pod in ("a", "b", "c"):
+            server.push_lines({"test": test, "pod": pod}, ["ok"], now)
+        r = server.push([{"stream": {"test": test, "pod": "d"}, "values": [[str(now), "ninth"]]}])
+        assert r.status_code == 429, r.text
+        assert "Maximum active stream limit exceeded" in r.text, r.text
+        assert int(r.headers["Retry-After"]) >= 1
+        m = requests.get(server.url + "/metrics", timeout=HTTP_TIMEOUT).text
+        assert 'reason="label_value_limit"' in m and 'reason="stream_limit"' in m
+    finally:
+        server.stop()

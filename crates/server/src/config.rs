@@ -437,6 +437,11 @@ pub struct LimitsConfig {
     pub max_entries_limit_per_query: usize,
     /// Most series a query may return.
     pub max_query_series: usize,
+    /// Most streams a tenant may have active (pushed within the last hour); 0 = no limit.
+    pub max_global_streams_per_user: usize,
+    /// Our own: most distinct values one label name may take among a tenant's
+    /// active streams (a guard against ids used as labels); 0 = no limit.
+    pub max_values_per_label: usize,
     /// Longest time range of a query; 0 = no limit.
     #[serde(deserialize_with = "serde_units::duration")]
     pub max_query_length: Duration,
@@ -498,6 +503,8 @@ impl Default for LimitsConfig {
             max_structured_metadata_entries_count: 128,
             max_entries_limit_per_query: 5000,
             max_query_series: 500,
+            max_global_streams_per_user: 5000,
+            max_values_per_label: 1000,
             max_query_length: Duration::from_secs(721 * 3600),
             query_timeout: Duration::from_secs(60),
             retention_period: Duration::from_secs(90 * 86_400),

@@ -6,6 +6,7 @@ use std::time::Instant;
 use inferscope_storage::Store;
 
 use crate::config::Config;
+use crate::ingest::cardinality::{CardinalityGuard, CardinalityLimits};
 use crate::ingest::rate_limit::{RateLimiter, RateLimits};
 use crate::ingest::redact::Redactor;
 use crate::metrics::Metrics;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub redactor: Redactor,
     /// Bearer tokens (`auth.tokens`); empty when not configured.
     pub tokens: Tokens,
+    /// Active streams and label values per tenant, against their limits.
+    pub cardinality: CardinalityGuard,
 }
 
 /// A batch of accepted streams of one tenant, as live tails see it.
@@ -76,7 +79,12 @@ impl AppState {
         let redactor = Redactor::new(&config.redaction)
             .expect("redaction patterns are checked by Config::validate");
         let tokens = Tokens::new(&config.auth);
+        let cardinality = CardinalityGuard::new(CardinalityLimits {
+            max_streams: l.max_global_streams_per_user,
+            max_values_per_label: l.max_values_per_label,
+        });
         Arc::new(AppState {
+            cardinality,
             redactor,
             tokens,
             config,

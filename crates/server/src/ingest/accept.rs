@@ -11,6 +11,7 @@ use inferscope_model::PushStream;
 
 use crate::error::ApiError;
 use crate::http::params::now_ns;
+use crate::ingest::cardinality::Refusal;
 use crate::ingest::validate::validate;
 use crate::metrics::{BYTES_RECEIVED, LINES_DISCARDED, LINES_RECEIVED};
 use crate::state::AppState;
@@ -51,6 +52,25 @@ pub fn accept(
             &[("tenant", tenant), ("reason", reason.as_str())],
             *entries as f64,
         );
+    }
+
+    // Before the rate limit, so a push refused for its labels costs no quota.
+    if let Err(refusal) = state.cardinality.admit(tenant, &validated.streams) {
+        let (status, reason) = match refusal {
+            Refusal::Streams { .. } => (StatusCode::TOO_MANY_REQUESTS, "stream_limit"),
+            Refusal::LabelValues { .. } => (StatusCode::BAD_REQUEST, "label_value_limit"),
+        };
+        let lines: usize = validated.streams.iter().map(|s| s.entries.len()).sum();
+        state.metrics.add(
+            LINES_DISCARDED,
+            &[("tenant", tenant), ("reason", reason)],
+            lines as f64,
+        );
+        let mut err = ApiError::new(status, refusal.to_string());
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            err.retry_after_secs = Some(60);
+        }
+        return Err(err);
     }
 
     let sizes: Vec<(u64, usize)> = validated

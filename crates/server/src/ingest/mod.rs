@@ -1,6 +1,7 @@
 //! Ingest: decoding push bodies, validating them against limits, normalizing
 //! them (event time, levels, labels), rate limiting.
 pub mod accept;
+pub mod cardinality;
 pub mod loki_proto;
 pub mod normalize;
 pub mod push_decode;

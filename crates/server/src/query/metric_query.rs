@@ -205,6 +205,11 @@ impl StoreSource<'_> {
             && matches!(extract, Extract::One | Extract::LineBytes);
         let stats = task
             .run(&mut |labels, entry| {
+                // A timed-out query stops paying for the pipeline at once; the
+                // task's remaining entries are only stepped over.
+                if self.cancel.load(Ordering::Relaxed) {
+                    return;
+                }
                 if fast_path && entry.structured_metadata.is_empty() {
                     let value = match extract {
                         Extract::LineBytes => entry.line.len() as f64,
@@ -324,6 +329,11 @@ impl SampleSource for StoreSource<'_> {
                 self.run_task(task, &pipeline, &extract, keep)
             })
             .collect();
+        // Tasks cut short by the timeout hold partial samples: never let them
+        // make a result (the results cache would keep it).
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(EngineError::Source("query timed out".into()));
+        }
         let mut merged: HashMap<Labels, Vec<Sample>> = HashMap::new();
         for result in per_task {
             for (labels, mut samples) in result? {
