@@ -19,6 +19,12 @@ def test_demo_traces_cross_gateway_scheduler_workers_and_chat_api(tmp_path):
         assert {s["stream"]["app"] for s in data["result"]} == {"aigateway", "heimdall", "vllm", "chat-api"}
         roles = {s["stream"].get("role") for s in data["result"] if s["stream"]["app"] == "vllm"}
         assert roles == {"prefill", "decode"}
+        # The trace lookup finds the same journey through its id index, oldest first.
+        r = server.get(f"/api/v1/trace/{trace}", since="15m")
+        assert r.status_code == 200, r.text
+        traced = r.json()["data"]["result"]
+        assert {s["stream"]["app"] for s in traced} == {"aigateway", "heimdall", "vllm", "chat-api"}
+        assert sum(len(s["values"]) for s in traced) == sum(len(s["values"]) for s in data["result"])
 
         errors = wait_until(lambda: server.entries('{app="aigateway"} | json | level="ERROR"', since="15m", limit=50),
                             timeout=30, what="gateway errors in the demo load")

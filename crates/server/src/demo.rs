@@ -121,6 +121,8 @@ Queries to try:
   curl -s  {base}/loki/api/v1/labels
   curl -sG {base}/loki/api/v1/series --data-urlencode 'match[]={{app="vllm"}}'
   logcli --addr={base} query '{{namespace="{namespace}"}} |= "{trace}"'
+  curl -s  {base}/api/v1/trace/{trace}
+  cargo run --release -- trace {trace} --addr {base}     # the request's journey as a timeline
 "#,
         data = data_dir.display()
     );

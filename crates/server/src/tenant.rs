@@ -370,8 +370,13 @@ mod tests {
             let _ = stopped.await;
         }));
         tokio::task::spawn_blocking(move || {
+            // A fresh connection per request: the server may close one after
+            // refusing a push whose body it did not read, and a pooled connection
+            // reused in that instant reads "peer disconnected".
             let agent: ureq::Agent = ureq::Agent::config_builder()
                 .http_status_as_error(false)
+                .max_idle_connections(0)
+                .max_idle_connections_per_host(0)
                 .build()
                 .into();
             let status = |route: &str, token: Option<&str>, org: Option<&str>| -> u16 {
