@@ -120,3 +120,33 @@ def test_grouping_pushdown_changes_no_result(server):
                    query=f'sum by (pod) (count_over_time({{test="{test}"}} | json [2m]))')
     assert r.status_code == 400, r.text
     assert "JSONParserErr" in r.text
+
+
+def test_counts_without_a_pipeline_see_structured_metadata_as_labels(server):
+    """Without a pipeline, counts skip the pipeline entirely; structured metadata still
+    makes series (and wins over a stream label of the same name), as with a pipeline."""
+    test = unique()
+    base = (now_ns() - 10 * MINUTE) // MINUTE * MINUTE
+    values = []
+    for i in range(30):
+        meta = {"trace_id": f"t{i % 3}"} if i % 2 else {}
+        if i % 5 == 0:
+            meta["pod"] = "from-metadata"
+        values.append([str(base + i * 10 * SECOND), f"plain line {i}", meta])
+    r = server.push([{"stream": {"test": test, "pod": "a"}, "values": values},
+                     {"stream": {"test": test, "pod": "b"}, "values": [[str(base), "b line", {}]]}])
+    assert r.status_code == 204, r.text
+    end = base + 6 * MINUTE
+    for query in [
+        f'count_over_time({{test="{test}"}} [2m])',
+        f'sum by (pod) (count_over_time({{test="{test}"}} [2m]))',
+        f'sum by (trace_id, pod) (bytes_over_time({{test="{test}"}} [2m]))',
+        f'sum(rate({{test="{test}"}} [2m]))',
+    ]:
+        fast = matrix(server, query, base, end, "60")
+        # `| __error__=""` keeps every line here but forces the pipeline path.
+        slow = matrix(server, query.replace(" [2m]", ' | __error__="" [2m]'), base, end, "60")
+        assert fast, query
+        assert fast == slow, query
+    pods = matrix(server, f'sum by (pod) (count_over_time({{test="{test}"}} [10m]))', end - MINUTE, end, "60")
+    assert {json.loads(k).get("pod") for k in pods} == {"a", "b", "from-metadata"}

@@ -196,13 +196,18 @@ impl StoreSource<'_> {
         keep: Option<&Grouping>,
     ) -> Result<HashMap<Labels, Vec<Sample>>, EngineError> {
         let mut series: HashMap<Labels, Vec<Sample>> = HashMap::new();
-        // Without a pipeline and metadata, the series is the stream. Entries come
-        // stream by stream, so a run of one stream's samples is kept aside and
-        // hashed into the map once, not once per entry.
+        // Entries come stream by stream, so a run of samples of one series is
+        // kept aside and hashed into the map once, not once per entry.
         let mut run: Option<(Labels, Vec<Sample>)> = None;
+        // Without a pipeline, the series of a count or byte count needs no
+        // `Pipeline::process`: it is the stream's labels (reduced to `keep`),
+        // unless the entry's structured metadata names one of them (metadata
+        // wins over stream labels, as in `Processed::all_labels`). The key of
+        // the current stream is computed once per stream, not per entry.
         let fast_path = pipeline.is_noop()
-            && keep.is_none()
+            && keep.is_none_or(|g| !g.without)
             && matches!(extract, Extract::One | Extract::LineBytes);
+        let mut stream_key: Option<(*const Labels, Labels)> = None;
         let stats = task
             .run(&mut |labels, entry| {
                 // A timed-out query stops paying for the pipeline at once; the
@@ -210,7 +215,7 @@ impl StoreSource<'_> {
                 if self.cancel.load(Ordering::Relaxed) {
                     return;
                 }
-                if fast_path && entry.structured_metadata.is_empty() {
+                if fast_path {
                     let value = match extract {
                         Extract::LineBytes => entry.line.len() as f64,
                         _ => 1.0,
@@ -219,11 +224,39 @@ impl StoreSource<'_> {
                         timestamp_ns: entry.timestamp_ns,
                         value,
                     };
+                    let meta = &entry.structured_metadata;
+                    let meta_matters = match keep {
+                        None => !meta.is_empty(),
+                        Some(g) => g.labels.iter().any(|n| meta.get(n).is_some()),
+                    };
+                    let own_key;
+                    let key: &Labels = if meta_matters {
+                        let mut pairs: Vec<(&str, &str)> = labels.iter().collect();
+                        pairs.extend(meta.iter());
+                        let all = Labels::from_pairs(pairs);
+                        own_key = match keep {
+                            Some(g) => group_labels(&all, Some(g)),
+                            None => all,
+                        };
+                        &own_key
+                    } else {
+                        let current = labels as *const Labels;
+                        if stream_key.as_ref().is_none_or(|(p, _)| *p != current) {
+                            let k = match keep {
+                                Some(g) => group_labels(labels, Some(g)),
+                                None => labels.clone(),
+                            };
+                            stream_key = Some((current, k));
+                        }
+                        match &stream_key {
+                            Some((_, k)) => k,
+                            None => return,
+                        }
+                    };
                     match &mut run {
-                        Some((run_labels, samples)) if run_labels == labels => samples.push(sample),
+                        Some((run_key, samples)) if run_key == key => samples.push(sample),
                         _ => {
-                            if let Some((l, mut samples)) =
-                                run.replace((labels.clone(), vec![sample]))
+                            if let Some((l, mut samples)) = run.replace((key.clone(), vec![sample]))
                             {
                                 series.entry(l).or_default().append(&mut samples);
                             }
