@@ -99,10 +99,15 @@ pub(crate) fn outer_grouping_pushdown<'a>(
             | RangeOp::BytesRate
             | RangeOp::SumOverTime
     );
-    // A `rate` over an unwrap is additive too (sum of values / range).
+    // A `rate` over an unwrap is additive too (sum of values / range). A `sum`
+    // without `by`/`without` keeps no label: it pushes down `by ()`, so that ids in
+    // structured metadata do not make one series per line.
+    static BY_NOTHING: Grouping = Grouping {
+        without: false,
+        labels: Vec::new(),
+    };
     (outer_op == VectorOp::Sum && additive && inner.grouping.is_none())
-        .then_some(outer_grouping)
-        .flatten()
+        .then(|| outer_grouping.unwrap_or(&BY_NOTHING))
 }
 
 /// Concatenates sample lists and sorts them by time (stable), skipping the sort when
