@@ -41,10 +41,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures::TryStreamExt;
 use inferscope_model::{LabelMatcher, Labels, matches_all};
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::ObjectStore;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
@@ -53,11 +51,10 @@ use crate::manifest::BlockEntry;
 use crate::retention::now_ns;
 use crate::scan::LineFilter;
 use crate::store::{Rewrite, Store};
+use crate::versioned;
 
 /// Current format of the delete request files.
 pub const DELETES_FORMAT: u32 = 1;
-/// Versions of a tenant's delete request file kept besides the newest.
-const KEEP_OLD_VERSIONS: u64 = 2;
 /// Loki's default `compactor.delete_request_cancel_period`.
 pub const DEFAULT_CANCEL_PERIOD: Duration = Duration::from_secs(24 * 3600);
 
@@ -330,34 +327,6 @@ impl fmt::Debug for DeleteRegistry {
     }
 }
 
-fn deletes_dir(tenant: &str) -> Path {
-    Path::from_iter(["tenants", tenant, "deletes"])
-}
-
-fn deletes_path(tenant: &str, version: u64) -> Path {
-    Path::from_iter(["tenants", tenant, "deletes", &format!("{version:020}.json")])
-}
-
-async fn list_versions(
-    store: &dyn ObjectStore,
-    dir: &Path,
-) -> Result<Vec<(u64, Path)>, StorageError> {
-    let metas: Vec<_> = store
-        .list(Some(dir))
-        .try_collect()
-        .await
-        .map_err(|e| StorageError::object(dir, e))?;
-    let mut versions: Vec<(u64, Path)> = metas
-        .into_iter()
-        .filter_map(|m| {
-            let v = m.location.filename()?.strip_suffix(".json")?.parse().ok()?;
-            Some((v, m.location))
-        })
-        .collect();
-    versions.sort_by_key(|v| std::cmp::Reverse(v.0));
-    Ok(versions)
-}
-
 fn compile(
     config: &DeleteConfig,
     tenant: &str,
@@ -383,47 +352,23 @@ impl DeleteRegistry {
         object_store: Arc<dyn ObjectStore>,
         config: DeleteConfig,
     ) -> Result<DeleteRegistry, StorageError> {
-        let root = Path::from("tenants");
-        let listing = object_store
-            .list_with_delimiter(Some(&root))
-            .await
-            .map_err(|e| StorageError::object(&root, e))?;
+        let files = versioned::load_newest(
+            object_store.as_ref(),
+            "deletes",
+            |file: &DeletesFile, version| file.version == version && file.format == DELETES_FORMAT,
+        )
+        .await?;
         let mut tenants = HashMap::new();
-        for prefix in listing.common_prefixes {
-            let dir = prefix.clone().join("deletes");
-            for (version, path) in list_versions(object_store.as_ref(), &dir).await? {
-                let loaded = async {
-                    let bytes = object_store
-                        .get(&path)
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .bytes()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    serde_json::from_slice::<DeletesFile>(&bytes).map_err(|e| e.to_string())
-                }
-                .await;
-                match loaded {
-                    Ok(file) if file.version == version && file.format == DELETES_FORMAT => {
-                        let requests = file
-                            .requests
-                            .into_iter()
-                            .map(|r| compile(&config, &file.tenant, r))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        if !requests.is_empty() {
-                            tracing::info!(tenant = %file.tenant, requests = requests.len(), "loaded delete requests");
-                        }
-                        tenants.insert(file.tenant, (version, requests.into()));
-                        break;
-                    }
-                    Ok(_) => {
-                        tracing::warn!(%path, "delete requests version mismatch; trying an older one")
-                    }
-                    Err(reason) => {
-                        tracing::warn!(%path, %reason, "unreadable delete requests; trying an older one")
-                    }
-                }
+        for (version, file) in files {
+            let requests = file
+                .requests
+                .into_iter()
+                .map(|r| compile(&config, &file.tenant, r))
+                .collect::<Result<Vec<_>, _>>()?;
+            if !requests.is_empty() {
+                tracing::info!(tenant = %file.tenant, requests = requests.len(), "loaded delete requests");
             }
+            tenants.insert(file.tenant, (version, requests.into()));
         }
         Ok(DeleteRegistry {
             config,
@@ -497,25 +442,17 @@ impl DeleteRegistry {
             version,
             requests: requests.iter().map(|d| d.request.clone()).collect(),
         };
-        let path = deletes_path(tenant, version);
-        let body = serde_json::to_vec(&file).map_err(|e| StorageError::Manifest {
-            key: path.to_string(),
-            reason: e.to_string(),
-        })?;
-        self.object_store
-            .put(&path, PutPayload::from(body))
-            .await
-            .map_err(|e| StorageError::object(&path, e))?;
+        versioned::store_version(
+            self.object_store.as_ref(),
+            tenant,
+            "deletes",
+            version,
+            &file,
+        )
+        .await?;
         self.tenants
             .write()
             .insert(tenant.to_string(), (version, requests.into()));
-        for (v, p) in list_versions(self.object_store.as_ref(), &deletes_dir(tenant)).await? {
-            if v + KEEP_OLD_VERSIONS < version
-                && let Err(e) = self.object_store.delete(&p).await
-            {
-                tracing::warn!(path = %p, error = %e, "could not delete old delete requests file");
-            }
-        }
         Ok(())
     }
 

@@ -18,6 +18,7 @@ pub mod retention;
 pub mod scan;
 pub mod segments;
 pub mod store;
+mod versioned;
 pub mod wal;
 
 pub use deletes::{

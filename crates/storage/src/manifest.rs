@@ -8,18 +8,16 @@
 
 use std::sync::Arc;
 
-use futures::TryStreamExt;
 use inferscope_model::Labels;
+use object_store::ObjectStore;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StorageError;
+use crate::versioned;
 
 /// Current manifest format.
 pub const MANIFEST_FORMAT: u32 = 1;
-/// Manifest versions kept besides the newest.
-const KEEP_OLD_VERSIONS: u64 = 2;
 
 /// One stream inside a block.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,96 +138,17 @@ pub fn block_path(tenant: &str, id: &str) -> Path {
     Path::from_iter(["tenants", tenant, "blocks", &format!("{id}.parquet")])
 }
 
-fn manifest_dir(tenant: &str) -> Path {
-    Path::from_iter(["tenants", tenant, "manifest"])
-}
-
-fn manifest_path(tenant: &str, version: u64) -> Path {
-    Path::from_iter([
-        "tenants",
-        tenant,
-        "manifest",
-        &format!("{version:020}.json"),
-    ])
-}
-
-fn version_of(p: &Path) -> Option<u64> {
-    p.filename()?.strip_suffix(".json")?.parse().ok()
-}
-
-async fn list_versions(
-    store: &dyn ObjectStore,
-    dir: &Path,
-) -> Result<Vec<(u64, Path)>, StorageError> {
-    let metas: Vec<_> = store
-        .list(Some(dir))
-        .try_collect()
-        .await
-        .map_err(|e| StorageError::object(dir, e))?;
-    let mut v: Vec<(u64, Path)> = metas
-        .into_iter()
-        .filter_map(|m| version_of(&m.location).map(|v| (v, m.location)))
-        .collect();
-    v.sort_by_key(|x| std::cmp::Reverse(x.0));
-    Ok(v)
-}
-
 /// Lists the tenant directories present in the store, returning each
 /// tenant's newest readable manifest.
 pub async fn load_all(store: &dyn ObjectStore) -> Result<Vec<Manifest>, StorageError> {
-    let root = Path::from("tenants");
-    let listing = store
-        .list_with_delimiter(Some(&root))
-        .await
-        .map_err(|e| StorageError::object(&root, e))?;
-    let mut out = Vec::new();
-    for prefix in listing.common_prefixes {
-        let dir = prefix.clone().join("manifest");
-        for (version, path) in list_versions(store, &dir).await? {
-            let loaded = async {
-                let bytes = store
-                    .get(&path)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .bytes()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                serde_json::from_slice::<Manifest>(&bytes).map_err(|e| e.to_string())
-            }
-            .await;
-            match loaded {
-                Ok(m) if m.version == version && m.format == MANIFEST_FORMAT => {
-                    out.push(m);
-                    break;
-                }
-                Ok(_) => tracing::warn!(%path, "manifest version mismatch; trying an older one"),
-                Err(reason) => {
-                    tracing::warn!(%path, %reason, "unreadable manifest; trying an older one")
-                }
-            }
-        }
-    }
-    Ok(out)
+    let loaded = versioned::load_newest(store, "manifest", |m: &Manifest, version| {
+        m.version == version && m.format == MANIFEST_FORMAT
+    })
+    .await?;
+    Ok(loaded.into_iter().map(|(_, m)| m).collect())
 }
 
 /// Writes `m` as a new version and prunes old versions.
 pub async fn store_manifest(store: &dyn ObjectStore, m: &Manifest) -> Result<(), StorageError> {
-    let path = manifest_path(&m.tenant, m.version);
-    let body = serde_json::to_vec(m).map_err(|e| StorageError::Manifest {
-        key: path.to_string(),
-        reason: e.to_string(),
-    })?;
-    store
-        .put(&path, PutPayload::from(body))
-        .await
-        .map_err(|e| StorageError::object(&path, e))?;
-    let dir = manifest_dir(&m.tenant);
-    for (v, p) in list_versions(store, &dir).await? {
-        if v + KEEP_OLD_VERSIONS < m.version
-            && let Err(e) = store.delete(&p).await
-        {
-            tracing::warn!(path = %p, error = %e, "could not delete old manifest");
-        }
-    }
-    Ok(())
+    versioned::store_version(store, &m.tenant, "manifest", m.version, m).await
 }
