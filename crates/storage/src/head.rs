@@ -128,6 +128,16 @@ impl HeadStream {
         self.max_ts = self.max_ts.max(chunk.max_ts);
     }
 
+    /// The stream as it is now, for a scan task.
+    fn snapshot(&self) -> StreamSnapshot {
+        StreamSnapshot {
+            labels: self.labels.clone(),
+            chunks: self.chunks.clone(),
+            min_ts: self.min_ts,
+            max_ts: self.max_ts,
+        }
+    }
+
     /// Every entry of the stream, as (timestamp, chunk index, entry index),
     /// sorted by timestamp (stable: arrival order among equal timestamps).
     pub fn sorted_positions(&self) -> Vec<(i64, u32, u32)> {
@@ -309,12 +319,7 @@ impl Head {
             th.streams
                 .iter()
                 .filter(|s| range.overlaps(s.min_ts, s.max_ts) && matches_all(matchers, &s.labels))
-                .map(|s| StreamSnapshot {
-                    labels: s.labels.clone(),
-                    chunks: s.chunks.clone(),
-                    min_ts: s.min_ts,
-                    max_ts: s.max_ts,
-                })
+                .map(HeadStream::snapshot)
                 .collect()
         })
         .unwrap_or_default()
@@ -341,12 +346,7 @@ impl Head {
                         && (keep_label.is_some_and(|l| s.labels.get(l).is_some())
                             || th.ids.may_hold(*i, hashes))
                 })
-                .map(|(_, s)| StreamSnapshot {
-                    labels: s.labels.clone(),
-                    chunks: s.chunks.clone(),
-                    min_ts: s.min_ts,
-                    max_ts: s.max_ts,
-                })
+                .map(|(_, s)| s.snapshot())
                 .collect()
         })
         .unwrap_or_default()
