@@ -8,4 +8,6 @@
 
 pub mod types;
 
-pub use types::{Attributes, HistogramDelta, PointUpdate, UpdateKind};
+pub use types::{
+    Attributes, HistogramDelta, HistogramObserver, PointUpdate, UpdateKind, format_le,
+};

@@ -47,3 +47,43 @@ pub struct HistogramDelta<'a> {
 /// Attributes as `(OTLP key, value rendered as a string)` pairs, keys kept dotted
 /// (`gen_ai.request.model`, `service.instance.id`).
 pub type Attributes = [(String, String)];
+
+/// Receives every histogram data point after temporality normalization, with its
+/// resource and point attributes, and may add derived updates (the GenAI series).
+pub trait HistogramObserver: Send + Sync {
+    /// Called once per normalized histogram data point; pushes derived updates to `out`.
+    fn observe(
+        &self,
+        resource: &Attributes,
+        metric_name: &str,
+        attrs: &Attributes,
+        delta: &HistogramDelta<'_>,
+        out: &mut Vec<PointUpdate>,
+    );
+}
+
+/// Formats a bucket upper bound as the `le` label value the Prometheus clients write:
+/// `0.01`, `1`, `2.5`, `+Inf`.
+pub fn format_le(bound: f64) -> String {
+    if bound == f64::INFINITY {
+        "+Inf".to_string()
+    } else if bound == f64::NEG_INFINITY {
+        "-Inf".to_string()
+    } else {
+        format!("{bound}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_le;
+
+    #[test]
+    fn le_values_are_formatted_as_prometheus_clients_do() {
+        assert_eq!(format_le(0.01), "0.01");
+        assert_eq!(format_le(1.0), "1");
+        assert_eq!(format_le(67108864.0), "67108864");
+        assert_eq!(format_le(2.5), "2.5");
+        assert_eq!(format_le(f64::INFINITY), "+Inf");
+    }
+}
