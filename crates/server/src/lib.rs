@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod otlp;
 pub mod query;
 pub mod state;
 pub mod tenant;
@@ -58,6 +59,7 @@ pub struct Server {
     /// Shared state.
     pub state: Arc<AppState>,
     listener: TcpListener,
+    grpc_listener: TcpListener,
 }
 
 impl Server {
@@ -71,15 +73,22 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("failed to listen on {addr}"))?;
+        let grpc_listener = otlp::grpc::bind(config.grpc_addr()?).await?;
         Ok(Server {
             state: AppState::new(config, store),
             listener,
+            grpc_listener,
         })
     }
 
     /// The bound HTTP address (useful with port 0).
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
         Ok(self.listener.local_addr()?)
+    }
+
+    /// The bound OTLP/gRPC address (useful with port 0).
+    pub fn grpc_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.grpc_listener.local_addr()?)
     }
 
     /// Serves until `shutdown` resolves, then flushes the head into blocks.
@@ -89,10 +98,30 @@ impl Server {
     ) -> anyhow::Result<()> {
         let state = self.state;
         let maintenance = tokio::spawn(maintenance_loop(state.clone()));
-        axum::serve(self.listener, http::router(state.clone()))
-            .with_graceful_shutdown(shutdown)
+        // One shutdown signal for both transports.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut grpc_stop = stop_rx.clone();
+        let grpc = tokio::spawn(otlp::grpc::serve(
+            state.clone(),
+            self.grpc_listener,
+            async move {
+                let _ = grpc_stop.wait_for(|stop| *stop).await;
+            },
+        ));
+        let http = axum::serve(self.listener, http::router(state.clone()))
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            })
             .await
-            .context("HTTP server failed")?;
+            .context("HTTP server failed");
+        drop(stop_rx);
+        match grpc.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "OTLP/gRPC server failed"),
+            Err(e) => tracing::error!(error = %e, "OTLP/gRPC server task failed"),
+            Ok(Ok(())) => {}
+        }
+        http?;
         maintenance.abort();
         tracing::info!("shutting down: flushing the in-memory head into blocks");
         state

@@ -36,11 +36,10 @@ async fn serve(args: inferscope_server::cli::ServeArgs) -> anyhow::Result<()> {
             "auth_enabled: false: running single-tenant, every request is tenant \"fake\""
         );
     }
-    let grpc = config.grpc_addr()?;
     let server = inferscope_server::Server::bind(config).await?;
     let addr = server.local_addr()?;
     tracing::info!(http = %addr, data_dir = %server.state.config.common.path_prefix.display(), "inferscope is listening");
-    tracing::info!(grpc = %grpc, "OTLP/gRPC is not served by this version yet; the address is reserved for it");
+    tracing::info!(grpc = %server.grpc_addr()?, "OTLP/gRPC is listening (logs, metrics, traces)");
     if args.demo {
         inferscope_server::demo::start(server.state.clone(), addr);
     }

@@ -43,6 +43,16 @@ pub const LINES_REDACTED: Family = Family {
     name: "inferscope_ingest_lines_redacted_total",
     help: "Log entries in which at least one secret was redacted.",
 };
+/// OTLP records received (log records, metric data points, spans), by signal.
+pub const OTLP_RECORDS: Family = Family {
+    name: "inferscope_otlp_records_received_total",
+    help: "OTLP items received (log records, metric data points, spans), by signal.",
+};
+/// OTLP export requests by signal, transport and outcome.
+pub const OTLP_REQUESTS: Family = Family {
+    name: "inferscope_otlp_requests_total",
+    help: "OTLP export requests, by signal, transport and response code.",
+};
 /// Push requests by outcome.
 pub const PUSH_REQUESTS: Family = Family {
     name: "inferscope_push_requests_total",

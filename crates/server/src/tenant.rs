@@ -42,6 +42,54 @@ pub fn tenant_of(headers: &HeaderMap, auth_enabled: bool) -> Result<String, ApiE
     Ok(value.to_string())
 }
 
+/// The tenant of a request that needs `access`, for callers outside the HTTP
+/// middleware (OTLP/gRPC): with bearer tokens configured the token decides
+/// (and must carry the permission), otherwise [`tenant_of`].
+pub fn tenant_for(
+    state: &AppState,
+    headers: &HeaderMap,
+    access: Access,
+) -> Result<String, ApiError> {
+    let tokens = &state.tokens;
+    if !tokens.enabled() || access == Access::Open {
+        return tenant_of(headers, state.config.auth_enabled);
+    }
+    let token = bearer_of(headers)
+        .and_then(|given| tokens.find(given))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized: a valid Authorization: Bearer token is required",
+            )
+        })?;
+    let allowed = match access {
+        Access::Open => true,
+        Access::Push => token.push,
+        Access::Query => token.query,
+    };
+    if !allowed {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "forbidden: the token of tenant {} lacks the permission",
+                token.tenant
+            ),
+        ));
+    }
+    if let Some(claimed) = headers.get(ORG_ID_HEADER).map(|v| v.as_bytes())
+        && claimed.trim_ascii() != token.tenant.as_bytes()
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "forbidden: {ORG_ID_HEADER} does not match the token's tenant {}",
+                token.tenant
+            ),
+        ));
+    }
+    Ok(token.tenant.clone())
+}
+
 /// Loki's tenant id rules: at most 150 characters of `[A-Za-z0-9!-_.*'()]`.
 pub fn check_tenant_id(value: &str) -> Result<(), ApiError> {
     if value.is_empty()
@@ -75,8 +123,15 @@ pub fn access_of(path: &str) -> Access {
         "/ready" | "/metrics" | "/loki/api/v1/status/buildinfo" => Access::Open,
         // /flush is global (no tenant): only writers may force it.
         "/loki/api/v1/push" | "/api/prom/push" | "/flush" => Access::Push,
+        p if is_otlp_export(p) => Access::Push,
         _ => Access::Query,
     }
+}
+
+/// OTLP/HTTP export paths (`/v1/logs`, `/otlp/v1/metrics`, …).
+fn is_otlp_export(path: &str) -> bool {
+    let path = path.strip_prefix("/otlp").unwrap_or(path);
+    matches!(path, "/v1/logs" | "/v1/metrics" | "/v1/traces")
 }
 
 /// A configured token, ready for comparison.
@@ -292,6 +347,7 @@ mod tests {
             include_str!("http/loki_push.rs"),
             include_str!("http/loki_query.rs"),
             include_str!("http/loki_tail.rs"),
+            include_str!("http/otlp.rs"),
             include_str!("http/trace.rs"),
         ];
         let mut routes = Vec::new();
@@ -318,11 +374,17 @@ mod tests {
             .lines()
             .filter(|l| l.starts_with("pub mod ") && !l.contains("params"))
             .count();
-        assert_eq!(modules, 8, "a new http module: add it to declared_routes");
+        assert_eq!(modules, 9, "a new http module: add it to declared_routes");
         for route in &routes {
             let expected = match route.as_str() {
                 "/ready" | "/metrics" | "/loki/api/v1/status/buildinfo" => Access::Open,
                 "/loki/api/v1/push" | "/api/prom/push" | "/flush" => Access::Push,
+                r if r.ends_with("/v1/logs")
+                    || r.ends_with("/v1/metrics")
+                    || r.ends_with("/v1/traces") =>
+                {
+                    Access::Push
+                }
                 _ => Access::Query,
             };
             assert_eq!(access_of(route), expected, "{route}");
@@ -348,6 +410,7 @@ mod tests {
         config.common.path_prefix = dir.path().to_path_buf();
         config.server.http_listen_address = "127.0.0.1".into();
         config.server.http_listen_port = 0;
+        config.server.grpc_listen_port = 0;
         let token = |t: &str, tenant: &str, p: &[Permission]| TokenConfig {
             token: Some(t.into()),
             token_file: None,

@@ -7,6 +7,7 @@ pub mod loki_index;
 pub mod loki_push;
 pub mod loki_query;
 pub mod loki_tail;
+pub mod otlp;
 pub mod params;
 pub mod trace;
 
@@ -28,6 +29,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(loki_tail::routes())
         .merge(loki_delete::routes())
         .merge(trace::routes())
+        .merge(otlp::routes())
         .layer(DefaultBodyLimit::max(loki_push::MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -1,0 +1,69 @@
+//! The OTLP export operations, shared by OTLP/HTTP and OTLP/gRPC: each takes a
+//! decoded request of one tenant and answers the OTLP response, with
+//! `partial_success` naming what was refused. Blocking: call them from
+//! `spawn_blocking`.
+
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+
+use crate::error::ApiError;
+use crate::http::params::now_ns;
+use crate::ingest::accept::accept;
+use crate::metrics::OTLP_RECORDS;
+use crate::otlp::logs::{into_streams, records};
+use crate::state::AppState;
+
+/// Stores the log records of `request` through the same path as Loki pushes
+/// (validation, normalization, redaction, limits, WAL). Refused records are
+/// counted in `partial_success`; an overload or a refused batch is an error.
+pub fn export_logs(
+    state: &AppState,
+    tenant: &str,
+    request: &ExportLogsServiceRequest,
+) -> Result<ExportLogsServiceResponse, ApiError> {
+    let records = records(request, now_ns());
+    let total = records.len();
+    state
+        .metrics
+        .add(OTLP_RECORDS, &[("signal", "logs")], total as f64);
+    let streams = into_streams(records.into_iter().map(|r| (r.labels, r.entry)));
+    let accepted = accept(state, tenant, streams)?;
+    let rejected = total.saturating_sub(accepted.entries);
+    Ok(ExportLogsServiceResponse {
+        partial_success: (rejected > 0 || accepted.partial_error.is_some()).then(|| {
+            ExportLogsPartialSuccess {
+                rejected_log_records: rejected as i64,
+                error_message: accepted.partial_error.unwrap_or_default(),
+            }
+        }),
+    })
+}
+
+/// Traces are not stored by this version: every span is reported as rejected,
+/// with the reason, so senders see it instead of losing spans silently.
+pub fn export_traces(
+    state: &AppState,
+    request: &ExportTraceServiceRequest,
+) -> ExportTraceServiceResponse {
+    let spans: usize = request
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum();
+    state
+        .metrics
+        .add(OTLP_RECORDS, &[("signal", "traces")], spans as f64);
+    ExportTraceServiceResponse {
+        partial_success: (spans > 0).then(|| ExportTracePartialSuccess {
+            rejected_spans: spans as i64,
+            error_message: "traces are not stored by Inferscope yet; \
+                            send logs and metrics here and spans to a tracing backend"
+                .into(),
+        }),
+    }
+}
