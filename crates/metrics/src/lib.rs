@@ -6,8 +6,15 @@
 //! estimated cost from [`pricing`]) from the `gen_ai.*` metrics, and [`store`] keeps
 //! the series durably and answers selections for the PromQL engine.
 
+pub mod genai;
+pub mod pricing;
 pub mod types;
 
+pub use genai::{GenAiDeriver, UnpricedModel};
+pub use pricing::{
+    LongContextTier, ModelPrice, PricingError, PricingFile, PricingHandle, PricingTable, Rates,
+    TokenCounts,
+};
 pub use types::{
     Attributes, HistogramDelta, HistogramObserver, PointUpdate, UpdateKind, format_le,
 };
