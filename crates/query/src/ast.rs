@@ -285,6 +285,25 @@ pub enum MetricExpr {
     VectorLiteral(f64),
     /// `label_replace(v, "dst", "repl", "src", "regex")`.
     LabelReplace(Box<LabelReplace>),
+    /// A PromQL function on instant vectors or scalars (`abs(v)`, `clamp(v, 0, 1)`,
+    /// `scalar(v)`, `time()`, ...). Never produced by the LogQL parser.
+    Function(Box<FunctionCall>),
+    /// PromQL `histogram_quantile(φ, v)` over classic `le` buckets. Never produced by
+    /// the LogQL parser.
+    HistogramQuantile(Box<HistogramQuantile>),
+}
+
+/// Where a range aggregation's samples come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RangeInput {
+    /// A LogQL log selector and pipeline: samples are derived from log entries
+    /// (1 per entry, byte length, or the unwrapped value).
+    #[default]
+    Logs,
+    /// A PromQL series selector: [`RangeAggregation::selector`]'s matchers (including
+    /// `__name__`) select stored metric series and the samples are their raw values.
+    /// `selector.stages` is empty and `unwrap` is `None`.
+    Series,
 }
 
 /// Range aggregation functions.
@@ -320,10 +339,29 @@ pub enum RangeOp {
     FirstOverTime,
     /// `last_over_time` (unwrap)
     LastOverTime,
+    /// PromQL `increase` (series input only).
+    Increase,
+    /// PromQL `delta` (series input only).
+    Delta,
+    /// PromQL `irate` (series input only).
+    Irate,
+    /// PromQL `idelta` (series input only).
+    Idelta,
+    /// PromQL `resets` (series input only).
+    Resets,
+    /// PromQL `changes` (series input only).
+    Changes,
+    /// PromQL `present_over_time` (series input only).
+    PresentOverTime,
+    /// A PromQL instant vector selector `m{..}`: the latest sample of each series in
+    /// the lookback window `(t - range - offset, t - offset]` (series input only;
+    /// the range is the 5m lookback delta). Keeps `__name__`.
+    InstantSelector,
 }
 
 impl RangeOp {
-    /// All range operators.
+    /// All LogQL range operators (the PromQL-only ones are not listed, so that
+    /// [`RangeOp::from_name`] never finds them).
     pub const ALL: [RangeOp; 15] = [
         RangeOp::CountOverTime,
         RangeOp::Rate,
@@ -360,10 +398,18 @@ impl RangeOp {
             RangeOp::QuantileOverTime => "quantile_over_time",
             RangeOp::FirstOverTime => "first_over_time",
             RangeOp::LastOverTime => "last_over_time",
+            RangeOp::Increase => "increase",
+            RangeOp::Delta => "delta",
+            RangeOp::Irate => "irate",
+            RangeOp::Idelta => "idelta",
+            RangeOp::Resets => "resets",
+            RangeOp::Changes => "changes",
+            RangeOp::PresentOverTime => "present_over_time",
+            RangeOp::InstantSelector => "",
         }
     }
 
-    /// Looks an operator up by name.
+    /// Looks a LogQL operator up by name.
     pub fn from_name(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|o| o.as_str() == s)
     }
@@ -425,11 +471,14 @@ pub struct Grouping {
     pub labels: Vec<String>,
 }
 
-/// `op([param,] selector [| unwrap x] [range] [offset d]) [grouping]`.
+/// `op([param,] selector [| unwrap x] [range] [offset d]) [grouping]`, or a PromQL
+/// range function / instant selector when `input` is [`RangeInput::Series`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct RangeAggregation {
     /// Function.
     pub op: RangeOp,
+    /// Log selector (LogQL) or series selector (PromQL).
+    pub input: RangeInput,
     /// `quantile_over_time` parameter.
     pub param: Option<f64>,
     /// The log selector and its pipeline (before unwrap).
@@ -469,6 +518,8 @@ pub enum VectorOp {
     Sort,
     /// `sort_desc`
     SortDesc,
+    /// PromQL `quantile(φ, ...)` (φ in [`VectorAggregation::quantile`]; not LogQL).
+    Quantile,
 }
 
 impl VectorOp {
@@ -501,6 +552,7 @@ impl VectorOp {
             VectorOp::Bottomk => "bottomk",
             VectorOp::Sort => "sort",
             VectorOp::SortDesc => "sort_desc",
+            VectorOp::Quantile => "quantile",
         }
     }
 
@@ -517,6 +569,8 @@ pub struct VectorAggregation {
     pub op: VectorOp,
     /// `k` for topk/bottomk.
     pub param: Option<i64>,
+    /// φ for the PromQL `quantile` aggregation.
+    pub quantile: Option<f64>,
     /// Grouping.
     pub grouping: Option<Grouping>,
     /// Aggregated expression.
@@ -653,6 +707,107 @@ pub struct LabelReplace {
     pub regex: String,
 }
 
+/// PromQL functions on instant vectors and scalars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Func {
+    /// `abs(v)`
+    Abs,
+    /// `ceil(v)`
+    Ceil,
+    /// `floor(v)`
+    Floor,
+    /// `round(v [, to_nearest])`
+    Round,
+    /// `sqrt(v)`
+    Sqrt,
+    /// `exp(v)`
+    Exp,
+    /// `ln(v)`
+    Ln,
+    /// `log2(v)`
+    Log2,
+    /// `log10(v)`
+    Log10,
+    /// `clamp(v, min, max)`
+    Clamp,
+    /// `clamp_min(v, min)`
+    ClampMin,
+    /// `clamp_max(v, max)`
+    ClampMax,
+    /// `scalar(v)`: the value of a one-element vector, NaN otherwise.
+    Scalar,
+    /// `vector(s)`: a one-element vector without labels.
+    Vector,
+    /// `time()`: the evaluation time in seconds.
+    Time,
+}
+
+impl Func {
+    /// Every function.
+    pub const ALL: [Func; 15] = [
+        Func::Abs,
+        Func::Ceil,
+        Func::Floor,
+        Func::Round,
+        Func::Sqrt,
+        Func::Exp,
+        Func::Ln,
+        Func::Log2,
+        Func::Log10,
+        Func::Clamp,
+        Func::ClampMin,
+        Func::ClampMax,
+        Func::Scalar,
+        Func::Vector,
+        Func::Time,
+    ];
+
+    /// The function name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Func::Abs => "abs",
+            Func::Ceil => "ceil",
+            Func::Floor => "floor",
+            Func::Round => "round",
+            Func::Sqrt => "sqrt",
+            Func::Exp => "exp",
+            Func::Ln => "ln",
+            Func::Log2 => "log2",
+            Func::Log10 => "log10",
+            Func::Clamp => "clamp",
+            Func::ClampMin => "clamp_min",
+            Func::ClampMax => "clamp_max",
+            Func::Scalar => "scalar",
+            Func::Vector => "vector",
+            Func::Time => "time",
+        }
+    }
+
+    /// Looks a function up by name.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+}
+
+/// `func(args...)`: the first argument of the vector functions is the instant vector,
+/// the others are scalars.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionCall {
+    /// Function.
+    pub func: Func,
+    /// Arguments.
+    pub args: Vec<MetricExpr>,
+}
+
+/// `histogram_quantile(φ, inner)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramQuantile {
+    /// φ, a scalar expression.
+    pub phi: MetricExpr,
+    /// The bucket series (with an `le` label).
+    pub inner: MetricExpr,
+}
+
 impl Expr {
     /// Every log selector in the query (one for a log query; one per range
     /// aggregation for a metric query), in textual order.
@@ -685,6 +840,11 @@ impl MetricExpr {
                 b.rhs.collect_ranges(out);
             }
             MetricExpr::LabelReplace(l) => l.inner.collect_ranges(out),
+            MetricExpr::Function(f) => f.args.iter().for_each(|a| a.collect_ranges(out)),
+            MetricExpr::HistogramQuantile(h) => {
+                h.phi.collect_ranges(out);
+                h.inner.collect_ranges(out);
+            }
             MetricExpr::Literal(_) | MetricExpr::VectorLiteral(_) => {}
         }
     }
@@ -936,12 +1096,48 @@ impl Display for MetricExpr {
                 quote(&l.src),
                 quote(&l.regex)
             ),
+            MetricExpr::Function(c) => {
+                write!(f, "{}(", c.func.as_str())?;
+                for (i, a) in c.args.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    a.fmt(f)?;
+                }
+                f.write_char(')')
+            }
+            MetricExpr::HistogramQuantile(h) => {
+                write!(f, "histogram_quantile({}, {})", h.phi, h.inner)
+            }
         }
     }
 }
 
+/// A PromQL series selector `{a="b", __name__="m"}` (the metric name as a matcher).
+fn write_series_selector(f: &mut Formatter<'_>, agg: &RangeAggregation) -> fmt::Result {
+    agg.selector.fmt(f)?;
+    if agg.op != RangeOp::InstantSelector {
+        write!(f, "[{}]", format_duration(agg.range_ns))?;
+    }
+    if let Some(o) = agg.offset_ns {
+        write!(f, " offset {}", format_duration(o))?;
+    }
+    Ok(())
+}
+
 impl Display for RangeAggregation {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        if self.input == RangeInput::Series {
+            if self.op == RangeOp::InstantSelector {
+                return write_series_selector(f, self);
+            }
+            write!(f, "{}(", self.op.as_str())?;
+            if let Some(p) = self.param {
+                write!(f, "{}, ", fmt_number(p))?;
+            }
+            write_series_selector(f, self)?;
+            return f.write_char(')');
+        }
         write!(f, "{}(", self.op.as_str())?;
         if let Some(p) = self.param {
             write!(f, "{}, ", fmt_number(p))?;
@@ -980,6 +1176,9 @@ impl Display for VectorAggregation {
         f.write_char('(')?;
         if let Some(p) = self.param {
             write!(f, "{p}, ")?;
+        }
+        if let Some(q) = self.quantile {
+            write!(f, "{}, ", fmt_number(q))?;
         }
         write!(f, "{})", self.inner)
     }

@@ -24,6 +24,8 @@
 //!   labels the grouping needs.
 //! * Known ambiguity (shared with Loki's grammar): `| drop a != "x"` is a drop
 //!   matcher, never `| drop a` followed by a `!= "x"` line filter.
+//! * [`promql::parse`] translates PromQL into the same [`MetricExpr`], evaluated by the
+//!   same [`engine`].
 #![warn(missing_docs)]
 
 pub mod ast;
@@ -33,6 +35,7 @@ pub mod lexer;
 pub mod line_filter;
 mod parser;
 pub mod pipeline;
+pub mod promql;
 
 pub use ast::*;
 pub use line_filter::LineFilter;

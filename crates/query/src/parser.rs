@@ -959,6 +959,7 @@ impl Parser {
         }
         Ok(MetricExpr::Range(Box::new(RangeAggregation {
             op,
+            input: RangeInput::Logs,
             param,
             selector: sel,
             unwrap,
@@ -1020,6 +1021,7 @@ impl Parser {
         Ok(MetricExpr::Vector(Box::new(VectorAggregation {
             op,
             param,
+            quantile: None,
             grouping,
             inner,
         })))

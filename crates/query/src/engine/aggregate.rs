@@ -1,5 +1,5 @@
 //! Vector aggregations (`sum`, `avg`, `min`, `max`, `count`, `stddev`, `stdvar`,
-//! `topk`, `bottomk`, `sort`, `sort_desc`) with `by`/`without`.
+//! `topk`, `bottomk`, `sort`, `sort_desc`, PromQL's `quantile`) with `by`/`without`.
 //!
 //! Group keys are computed once per series; accumulators are dense per group and step
 //! (the number of groups is checked against `max_series` before allocating).
@@ -89,6 +89,9 @@ pub(crate) fn eval_vector_agg(
     ev.check_max(keys.len())?;
 
     let n = ev.steps.n;
+    if agg.op == VectorOp::Quantile {
+        return Ok(quantile_agg(&series, &group_of, keys, n, agg.quantile));
+    }
     let mut accs = vec![Acc::default(); keys.len() * n];
     for (s, &g) in series.iter().zip(&group_of) {
         if g == usize::MAX {
@@ -192,4 +195,36 @@ fn topk(series: Vec<SSeries>, agg: &VectorAggregation, k: usize) -> Vec<SSeries>
             points,
         })
         .collect()
+}
+
+/// PromQL `quantile(φ, v)` per group and step: [`quantile_of`](super::range::quantile_of)
+/// over the group's values at that step.
+fn quantile_agg(
+    series: &[SSeries],
+    group_of: &[usize],
+    keys: Vec<Labels>,
+    n: usize,
+    phi: Option<f64>,
+) -> Eval {
+    let phi = phi.unwrap_or(f64::NAN);
+    let mut values: Vec<Vec<f64>> = vec![Vec::new(); keys.len() * n];
+    for (s, &g) in series.iter().zip(group_of) {
+        if g == usize::MAX {
+            continue;
+        }
+        for &(i, v) in &s.points {
+            values[g * n + i as usize].push(v);
+        }
+    }
+    let mut out = Vec::with_capacity(keys.len());
+    for (g, labels) in keys.into_iter().enumerate() {
+        let points = values[g * n..(g + 1) * n]
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(i, v)| (i as u32, super::range::quantile_of(phi, std::mem::take(v))))
+            .collect();
+        out.push(SSeries { labels, points });
+    }
+    Eval::Vector(out, Order::Labels)
 }

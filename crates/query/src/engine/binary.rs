@@ -3,11 +3,16 @@
 //!
 //! Matching is per step (as in Prometheus) but signatures are computed once per series:
 //! the "one" side is indexed as `signature → [(step, series, value)]` sorted by step.
+//!
+//! `__name__` follows Prometheus: signatures without `on(...)` ignore it, and
+//! arithmetic or `bool` comparisons drop it from the result (plain comparisons and
+//! set operators keep it). Log series have no `__name__`, so LogQL is unaffected.
 
 use std::collections::HashMap;
 
 use inferscope_model::Labels;
 
+use super::range::drop_metric_name;
 use super::value::EngineError;
 use super::{Eval, Evaluator, Order, SSeries, merge_same_labels};
 use crate::ast::{BinOp, BinaryExpr, VectorMatching};
@@ -83,13 +88,13 @@ pub(crate) fn eval_binary(
             if op.is_set() {
                 return Err(set_with_scalar(op));
             }
-            Ok(Eval::Vector(vector_scalar(b, v, &s, false), Order::Labels))
+            Ok(Eval::Vector(vector_scalar(b, v, &s, false)?, Order::Labels))
         }
         (Eval::Scalar(s), Eval::Vector(v, _)) => {
             if op.is_set() {
                 return Err(set_with_scalar(op));
             }
-            Ok(Eval::Vector(vector_scalar(b, v, &s, true), Order::Labels))
+            Ok(Eval::Vector(vector_scalar(b, v, &s, true)?, Order::Labels))
         }
         (Eval::Vector(l, _), Eval::Vector(r, _)) => {
             let out = match op {
@@ -112,8 +117,15 @@ fn set_with_scalar(op: BinOp) -> EngineError {
 
 /// Vector op scalar (or scalar op vector when `swap`). Comparisons keep the vector's
 /// value, as Prometheus.
-fn vector_scalar(b: &BinaryExpr, v: Vec<SSeries>, s: &[f64], swap: bool) -> Vec<SSeries> {
-    v.into_iter()
+fn vector_scalar(
+    b: &BinaryExpr,
+    v: Vec<SSeries>,
+    s: &[f64],
+    swap: bool,
+) -> Result<Vec<SSeries>, EngineError> {
+    let drop_name = drops_metric_name(b);
+    let out: Vec<SSeries> = v
+        .into_iter()
         .map(|mut series| {
             series.points = series
                 .points
@@ -131,23 +143,54 @@ fn vector_scalar(b: &BinaryExpr, v: Vec<SSeries>, s: &[f64], swap: bool) -> Vec<
                     Some((i, value))
                 })
                 .collect();
+            if drop_name {
+                series.labels = drop_metric_name(&series.labels);
+            }
             series
         })
         .filter(|s| !s.points.is_empty())
-        .collect()
+        .collect();
+    if drop_name {
+        merge_same_labels(out, || EngineError::DuplicateLabelset)
+    } else {
+        Ok(out)
+    }
+}
+
+/// Whether the result drops `__name__`: arithmetic and `bool` comparisons.
+fn drops_metric_name(b: &BinaryExpr) -> bool {
+    !b.op.is_set() && (!b.op.is_comparison() || b.return_bool)
 }
 
 /// The matching signature: `on` keeps the listed labels, `ignoring` drops them,
-/// no matching uses all labels.
+/// no matching uses all labels; without `on`, `__name__` is never part of it.
 fn signature(labels: &Labels, m: Option<&VectorMatching>) -> Labels {
     match m {
-        None => labels.clone(),
-        Some(m) => Labels::from_pairs(
-            labels
-                .iter()
-                .filter(|(k, _)| m.labels.iter().any(|l| l == k) == m.on),
-        ),
+        None => Labels::from_pairs(labels.iter().filter(|(k, _)| *k != "__name__")),
+        Some(m) => Labels::from_pairs(labels.iter().filter(|(k, _)| {
+            let listed = m.labels.iter().any(|l| l == k);
+            if m.on {
+                listed
+            } else {
+                !listed && *k != "__name__"
+            }
+        })),
     }
+}
+
+/// Prometheus' `resultMetric` for one-to-one matching: the left labels without
+/// `__name__` when `drop_name`, reduced to the `on` labels or without the `ignoring`
+/// ones.
+fn one_to_one_labels(labels: &Labels, m: Option<&VectorMatching>, drop_name: bool) -> Labels {
+    Labels::from_pairs(labels.iter().filter(|(k, _)| {
+        if drop_name && *k == "__name__" {
+            return false;
+        }
+        match m {
+            None => true,
+            Some(m) => m.labels.iter().any(|l| l == k) == m.on,
+        }
+    }))
 }
 
 /// Steps at which each signature is present, sorted and deduplicated.
@@ -214,6 +257,7 @@ fn vector_vector(
     let one_to_one = group.is_none();
     let swapped = group.is_some_and(|g| g.right);
     let (many, one) = if swapped { (r, l) } else { (l, r) };
+    let drop_name = drops_metric_name(b);
 
     // Index the "one" side: signature → (step, series, value) sorted by step.
     let mut index: HashMap<Labels, Vec<(u32, usize, f64)>> = HashMap::new();
@@ -269,20 +313,25 @@ fn vector_vector(
             continue;
         }
         let labels = if one_to_one {
-            sig
+            one_to_one_labels(&s.labels, m, drop_name)
         } else {
             // Copy the group_x labels from the "one" side (empty/missing removes).
             // Within one series the matched "one" series can only change across steps
             // if the one side has several series with the same signature at
             // different steps; split those by step to copy the right labels.
             let include = group.map(|g| g.labels.as_slice()).unwrap_or(&[]);
+            let many_labels = if drop_name {
+                drop_metric_name(&s.labels)
+            } else {
+                s.labels.clone()
+            };
             if include.is_empty() {
-                s.labels
+                many_labels
             } else {
                 let by_one = split_by_one(&points, pts, one_series);
                 for (si, pts_of) in by_one {
                     out.push(SSeries {
-                        labels: with_included(&s.labels, &one[si].labels, include),
+                        labels: with_included(&many_labels, &one[si].labels, include),
                         points: pts_of,
                     });
                 }

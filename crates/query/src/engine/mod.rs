@@ -9,12 +9,23 @@
 //!
 //! Semantics follow Loki 3.x / Prometheus: windows are `(t - range - offset, t - offset]`,
 //! vector matching and set operators as in Prometheus, errors in their words.
+//!
+//! The same engine evaluates PromQL (see [`crate::promql`]): series selectors are range
+//! aggregations with [`RangeInput::Series`](crate::ast::RangeInput::Series) input, an
+//! instant selector is [`RangeOp::InstantSelector`](crate::ast::RangeOp::InstantSelector)
+//! over the 5m lookback window, and `__name__` is dropped where Prometheus drops it
+//! (range functions, arithmetic, `bool` comparisons, `without`, value functions,
+//! `histogram_quantile`).
 
 mod aggregate;
 mod binary;
+mod functions;
+mod histogram;
 mod range;
 mod value;
 
+#[cfg(test)]
+mod promql_tests;
 #[cfg(test)]
 mod tests;
 
@@ -228,6 +239,8 @@ impl Evaluator<'_> {
                 let inner = self.eval(&lr.inner)?;
                 self.label_replace(lr, inner)
             }
+            MetricExpr::Function(call) => functions::eval_function(self, call),
+            MetricExpr::HistogramQuantile(h) => histogram::eval_histogram_quantile(self, h),
         }
     }
 
@@ -280,15 +293,18 @@ impl Evaluator<'_> {
 }
 
 /// The labels of `labels` kept by a grouping: `by` keeps the listed ones, `without`
-/// drops them, no grouping keeps none.
+/// drops them and `__name__` (as Prometheus), no grouping keeps none.
 pub fn group_labels(labels: &Labels, grouping: Option<&Grouping>) -> Labels {
     match grouping {
         None => Labels::empty(),
-        Some(g) => Labels::from_pairs(
-            labels
-                .iter()
-                .filter(|(k, _)| g.labels.iter().any(|l| l == k) != g.without),
-        ),
+        Some(g) => Labels::from_pairs(labels.iter().filter(|(k, _)| {
+            let listed = g.labels.iter().any(|l| l == k);
+            if g.without {
+                !listed && *k != "__name__"
+            } else {
+                listed
+            }
+        })),
     }
 }
 

@@ -5,14 +5,21 @@
 //! `(t - range - offset, t - offset]`, and since steps increase both ends only move
 //! forward. Functions that need every value of the window (sum, quantile, ...) look
 //! only at that window, so the cost is `samples × range/step`, as in Loki.
+//!
+//! With [`RangeInput::Series`] (PromQL) the samples are raw stored metric values and
+//! the functions follow Prometheus 3.x: `rate`/`increase`/`delta` extrapolate as
+//! Prometheus' `extrapolatedRate`, `irate`/`idelta` use the last two samples, and
+//! every function but `last_over_time` and the instant selector drops `__name__`
+//! (two results that then share a label set at one step fail the query, as in
+//! Prometheus).
 
 use std::collections::HashMap;
 
 use inferscope_model::{Labels, MatchOp};
 
 use super::value::{EngineError, Sample, Series};
-use super::{SSeries, SampleSource, Steps, group_labels};
-use crate::ast::{Grouping, RangeAggregation, RangeOp, VectorOp};
+use super::{SSeries, SampleSource, Steps, group_labels, merge_same_labels};
+use crate::ast::{Grouping, RangeAggregation, RangeInput, RangeOp, VectorOp};
 
 /// Evaluates one range aggregation into series sorted by labels.
 ///
@@ -32,7 +39,10 @@ pub(crate) fn eval_range(
     let to = last_ts.saturating_sub(offset);
     // The range function's own grouping merges series anyway; otherwise an outer
     // `sum`'s grouping may be pushed down. `absent_over_time` needs no labels hint.
+    // PromQL functions are not additive over series: never merge them.
+    let series_input = agg.input == RangeInput::Series;
     let keep = match (agg.op, &agg.grouping) {
+        _ if series_input => None,
         (RangeOp::AbsentOverTime, _) => None,
         (_, Some(g)) => Some(g),
         (_, None) => outer,
@@ -61,9 +71,21 @@ pub(crate) fn eval_range(
     let mut out = Vec::with_capacity(groups.len());
     for (labels, parts) in groups {
         let samples = merge_parts(parts);
-        let points = sweep(&samples, steps, range, offset, |w| {
-            apply(agg, w, range_secs)
-        });
+        let points = if series_input {
+            sweep(&samples, steps, range, offset, |w, start, end| {
+                apply_series(agg, w, start, end)
+            })
+        } else {
+            sweep(&samples, steps, range, offset, |w, _, _| {
+                apply(agg, w, range_secs)
+            })
+        };
+        if series_input {
+            if !points.is_empty() {
+                out.push(SSeries { labels, points });
+            }
+            continue;
+        }
         if !points.is_empty() {
             // As Loki: a result series still carrying `__error__` fails the query
             // (unless `__preserve_error__="true"`); grouping may have dropped it.
@@ -78,8 +100,22 @@ pub(crate) fn eval_range(
             out.push(SSeries { labels, points });
         }
     }
+    if series_input && !matches!(agg.op, RangeOp::InstantSelector | RangeOp::LastOverTime) {
+        for s in &mut out {
+            s.labels = drop_metric_name(&s.labels);
+        }
+        return merge_same_labels(out, || EngineError::DuplicateLabelset);
+    }
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
     Ok(out)
+}
+
+/// `labels` without `__name__`.
+pub(crate) fn drop_metric_name(labels: &Labels) -> Labels {
+    if labels.get("__name__").is_none() {
+        return labels.clone();
+    }
+    Labels::from_pairs(labels.iter().filter(|(k, _)| *k != "__name__"))
 }
 
 /// The grouping of `sum by/without (…) (op(…))` that may be pushed down into `op`:
@@ -106,7 +142,10 @@ pub(crate) fn outer_grouping_pushdown<'a>(
         without: false,
         labels: Vec::new(),
     };
-    (outer_op == VectorOp::Sum && additive && inner.grouping.is_none())
+    (outer_op == VectorOp::Sum
+        && additive
+        && inner.grouping.is_none()
+        && inner.input == RangeInput::Logs)
         .then(|| outer_grouping.unwrap_or(&BY_NOTHING))
 }
 
@@ -128,13 +167,13 @@ fn merge_parts(mut parts: Vec<Vec<Sample>>) -> Vec<Sample> {
 }
 
 /// Slides the window over `samples` for every step and calls `f` on each non-empty
-/// window; `f` returning `None` produces no point.
+/// window with the window bounds `(start, end]`; `f` returning `None` produces no point.
 fn sweep(
     samples: &[Sample],
     steps: Steps,
     range: i64,
     offset: i64,
-    mut f: impl FnMut(&[Sample]) -> Option<f64>,
+    mut f: impl FnMut(&[Sample], i64, i64) -> Option<f64>,
 ) -> Vec<(u32, f64)> {
     let mut points = Vec::new();
     let (mut lo, mut hi) = (0usize, 0usize);
@@ -150,7 +189,7 @@ fn sweep(
         if lo == hi {
             continue;
         }
-        if let Some(v) = f(&samples[lo..hi]) {
+        if let Some(v) = f(&samples[lo..hi], start, end) {
             points.push((i as u32, v));
         }
     }
@@ -241,7 +280,124 @@ fn apply(agg: &RangeAggregation, w: &[Sample], range_secs: f64) -> Option<f64> {
         RangeOp::RateCounter => counter_increase(w) / range_secs,
         // Handled separately; never a point here.
         RangeOp::AbsentOverTime => return None,
+        // PromQL-only operators (series input).
+        RangeOp::Increase
+        | RangeOp::Delta
+        | RangeOp::Irate
+        | RangeOp::Idelta
+        | RangeOp::Resets
+        | RangeOp::Changes
+        | RangeOp::PresentOverTime
+        | RangeOp::InstantSelector => return None,
     })
+}
+
+/// Applies a PromQL range function to a non-empty window `(start, end]` of raw
+/// series samples.
+fn apply_series(agg: &RangeAggregation, w: &[Sample], start: i64, end: i64) -> Option<f64> {
+    let last = w[w.len() - 1].value;
+    Some(match agg.op {
+        RangeOp::InstantSelector | RangeOp::LastOverTime => last,
+        RangeOp::Rate => extrapolated_rate(w, start, end, true, true)?,
+        RangeOp::Increase => extrapolated_rate(w, start, end, true, false)?,
+        RangeOp::Delta => extrapolated_rate(w, start, end, false, false)?,
+        RangeOp::Irate | RangeOp::Idelta => {
+            if w.len() < 2 {
+                return None;
+            }
+            let (prev, cur) = (w[w.len() - 2], w[w.len() - 1]);
+            if agg.op == RangeOp::Idelta {
+                return Some(cur.value - prev.value);
+            }
+            let interval = (cur.timestamp_ns - prev.timestamp_ns) as f64 / 1e9;
+            if interval == 0.0 {
+                return None;
+            }
+            // A decrease is a counter reset: the counter restarted from zero.
+            let increase = if cur.value < prev.value {
+                cur.value
+            } else {
+                cur.value - prev.value
+            };
+            increase / interval
+        }
+        RangeOp::Resets => w.windows(2).filter(|p| p[1].value < p[0].value).count() as f64,
+        RangeOp::Changes => w
+            .windows(2)
+            .filter(|p| {
+                let (a, b) = (p[0].value, p[1].value);
+                !(a == b || (a.is_nan() && b.is_nan()))
+            })
+            .count() as f64,
+        RangeOp::PresentOverTime => 1.0,
+        RangeOp::CountOverTime
+        | RangeOp::SumOverTime
+        | RangeOp::AvgOverTime
+        | RangeOp::MinOverTime
+        | RangeOp::MaxOverTime
+        | RangeOp::StdvarOverTime
+        | RangeOp::StddevOverTime
+        | RangeOp::QuantileOverTime
+        | RangeOp::FirstOverTime => apply(agg, w, 1.0)?,
+        // Not reachable from PromQL.
+        RangeOp::RateCounter
+        | RangeOp::BytesOverTime
+        | RangeOp::BytesRate
+        | RangeOp::AbsentOverTime => return None,
+    })
+}
+
+/// Prometheus' `extrapolatedRate` for float samples in the window `(start, end]`
+/// (nanoseconds). Needs two samples. For counters, decreases are resets (the value
+/// before the reset is added back). The increase between the first and last sample is
+/// extrapolated towards each window edge, all the way when the gap to the edge is
+/// below 1.1 × the average sample interval, else by half an average interval; for
+/// counters the start is never extrapolated below the point where the counter would
+/// have been zero. `rate` divides by the window length in seconds.
+fn extrapolated_rate(
+    w: &[Sample],
+    start: i64,
+    end: i64,
+    is_counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
+    if w.len() < 2 {
+        return None;
+    }
+    let (first, last) = (w[0], w[w.len() - 1]);
+    let mut result = last.value - first.value;
+    if is_counter {
+        let mut prev = first.value;
+        for s in &w[1..] {
+            if s.value < prev {
+                result += prev;
+            }
+            prev = s.value;
+        }
+    }
+    let secs = |ns: i64| ns as f64 / 1e9;
+    let mut duration_to_start = secs(first.timestamp_ns - start);
+    let mut duration_to_end = secs(end - last.timestamp_ns);
+    let sampled_interval = secs(last.timestamp_ns - first.timestamp_ns);
+    let average_between_samples = sampled_interval / (w.len() - 1) as f64;
+    let threshold = average_between_samples * 1.1;
+    if duration_to_start >= threshold {
+        duration_to_start = average_between_samples / 2.0;
+    }
+    if is_counter && result > 0.0 && first.value >= 0.0 {
+        let duration_to_zero = sampled_interval * (first.value / result);
+        if duration_to_zero < duration_to_start {
+            duration_to_start = duration_to_zero;
+        }
+    }
+    if duration_to_end >= threshold {
+        duration_to_end = average_between_samples / 2.0;
+    }
+    let mut factor = (sampled_interval + duration_to_start + duration_to_end) / sampled_interval;
+    if is_rate {
+        factor /= secs(end - start);
+    }
+    Some(result * factor)
 }
 
 /// Loki's incremental mean (keeps an infinite mean when finite values follow).
@@ -277,6 +433,11 @@ fn stdvar(w: &[Sample]) -> f64 {
 /// Prometheus `quantile`: φ < 0 → -Inf, φ > 1 → +Inf, linear interpolation between
 /// the closest ranks `φ·(n-1)`.
 pub(crate) fn quantile(q: f64, w: &[Sample]) -> f64 {
+    quantile_of(q, w.iter().map(|s| s.value).collect())
+}
+
+/// [`quantile`] of plain values (`v` non-empty, φ already in `[0, 1]` or handled).
+pub(crate) fn quantile_of(q: f64, mut v: Vec<f64>) -> f64 {
     if q.is_nan() {
         return f64::NAN;
     }
@@ -286,7 +447,9 @@ pub(crate) fn quantile(q: f64, w: &[Sample]) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    let mut v: Vec<f64> = w.iter().map(|s| s.value).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
     v.sort_by(f64::total_cmp);
     let n = v.len();
     let rank = q * (n - 1) as f64;

@@ -6,27 +6,29 @@ use inferscope_model::{Labels, matches_all};
 use proptest::prelude::*;
 
 use super::*;
-use crate::ast::{Expr, Grouping, RangeAggregation, RangeOp};
+use crate::ast::{Expr, Grouping, RangeAggregation, RangeInput, RangeOp};
 
 const SEC: i64 = 1_000_000_000;
 
 /// One log entry of the dataset: time (s), line length (bytes), unwrapped value.
-struct Entry {
-    ts: i64,
-    bytes: f64,
-    val: f64,
+pub(super) struct Entry {
+    pub(super) ts: i64,
+    pub(super) bytes: f64,
+    pub(super) val: f64,
 }
 
-struct Stream {
-    labels: Labels,
-    entries: Vec<Entry>,
+pub(super) struct Stream {
+    pub(super) labels: Labels,
+    pub(super) entries: Vec<Entry>,
 }
 
 /// In-memory source: streams whose labels match the selector's matchers; the value is
 /// 1.0 per entry, the byte length for `bytes_*`, the unwrapped value with `| unwrap`
-/// (any label name: the dataset has one numeric field).
-struct Mem {
-    streams: Vec<Stream>,
+/// (any label name: the dataset has one numeric field). For a PromQL series selector
+/// ([`RangeInput::Series`]) a stream is a metric series (labels include `__name__`)
+/// and the value is the raw sample value `val`.
+pub(super) struct Mem {
+    pub(super) streams: Vec<Stream>,
 }
 
 impl SampleSource for Mem {
@@ -50,7 +52,7 @@ impl SampleSource for Mem {
                     .filter(|e| e.ts >= start_ns && e.ts <= end_ns)
                     .map(|e| Sample {
                         timestamp_ns: e.ts,
-                        value: if agg.unwrap.is_some() {
+                        value: if agg.unwrap.is_some() || agg.input == RangeInput::Series {
                             e.val
                         } else if bytes {
                             e.bytes

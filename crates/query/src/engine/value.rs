@@ -74,6 +74,14 @@ pub trait SampleSource {
     /// series' labels to them (merging series that become equal) and tell its
     /// parsers to extract nothing else. Series with an `__error__` label must keep
     /// all their labels, so that the error is reported as without the hint.
+    ///
+    /// PromQL (`agg.input == RangeInput::Series`): `agg.selector.matchers` are the
+    /// series selector's matchers, the metric name included as a `__name__` matcher;
+    /// `agg.selector.stages` is empty and `agg.unwrap` is `None`. Return the raw
+    /// stored samples of every metric series matching all the matchers, with
+    /// timestamps in `[start_ns, end_ns]`, one [`Series`] per stored series whose
+    /// labels include `__name__`, samples sorted by timestamp. `keep` is always
+    /// `None` for series input (PromQL functions must see each series unmerged).
     fn samples(
         &self,
         agg: &RangeAggregation,

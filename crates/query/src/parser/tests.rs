@@ -491,6 +491,7 @@ fn arb_metric() -> impl Strategy<Value = MetricExpr> {
             .prop_map(|(selector, range_ns, op)| MetricExpr::Range(Box::new(
                 RangeAggregation {
                     op,
+                    input: RangeInput::Logs,
                     param: None,
                     selector,
                     unwrap: None,
@@ -553,6 +554,7 @@ fn arb_metric() -> impl Strategy<Value = MetricExpr> {
                 MetricExpr::Vector(Box::new(VectorAggregation {
                     op: VectorOp::Sum,
                     param: None,
+                    quantile: None,
                     grouping: by.then(|| Grouping {
                         without: false,
                         labels: vec!["a".into()],

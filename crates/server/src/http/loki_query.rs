@@ -161,6 +161,8 @@ fn lookback_ns(expr: &MetricExpr) -> i64 {
         MetricExpr::Vector(v) => lookback_ns(&v.inner),
         MetricExpr::Binary(b) => lookback_ns(&b.lhs).max(lookback_ns(&b.rhs)),
         MetricExpr::LabelReplace(l) => lookback_ns(&l.inner),
+        MetricExpr::Function(f) => f.args.iter().map(lookback_ns).max().unwrap_or(0),
+        MetricExpr::HistogramQuantile(h) => lookback_ns(&h.phi).max(lookback_ns(&h.inner)),
         MetricExpr::Literal(_) | MetricExpr::VectorLiteral(_) => 0,
     }
 }
