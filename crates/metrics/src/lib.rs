@@ -6,7 +6,18 @@
 //! estimated cost from [`pricing`]) from the `gen_ai.*` metrics, and [`store`] keeps
 //! the series durably and answers selections for the PromQL engine.
 
+pub mod accumulate;
+pub mod error;
+pub mod naming;
+pub mod otlp;
+pub mod persist;
+pub mod store;
 pub mod types;
+
+pub use error::MetricsError;
+pub use naming::{MetricKind, prometheus_metric_name, render_any_value, sanitize_label_name};
+pub use otlp::IngestOutcome;
+pub use store::{MetricStore, SeriesSamples, StoreOptions, StoreStats};
 
 pub use types::{
     Attributes, HistogramDelta, HistogramObserver, PointUpdate, UpdateKind, format_le,
