@@ -1,0 +1,764 @@
+//! OTLP metrics to normalized series updates.
+//!
+//! The server decodes the request; this module walks an `ExportMetricsServiceRequest`,
+//! names every series as Prometheus does ([`crate::naming`]), normalizes temporality
+//! per source stream ([`crate::accumulate`]) and hands each update to a [`Sink`] (the
+//! store's batch builder). Series labels are `__name__`, the point attributes and the
+//! resource labels: `job` (`service.namespace/service.name` or `service.name`),
+//! `instance` (`service.instance.id`), and the promoted resource attributes
+//! `service.name`, `service.namespace`, `service.instance.id`, `aigw.service`,
+//! `deployment.environment` and every `k8s.*`, with sanitized names. Other resource
+//! attributes are not labels (they still distinguish source streams).
+//!
+//! Bad points are rejected, counted and described in the [`IngestOutcome`], never a
+//! panic.
+
+use inferscope_model::Labels;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::metrics::v1::{
+    ExponentialHistogramDataPoint, HistogramDataPoint, NumberDataPoint, metric::Data,
+    number_data_point,
+};
+
+use crate::accumulate::{
+    HistIncrement, HistPoint, KeyHasher, StreamKey, StreamState, Temporality, counter_increment,
+    histogram_increment, updown_delta,
+};
+use crate::naming::{MetricKind, prometheus_metric_name, render_any_value, sanitize_label_name};
+use crate::types::{HistogramDelta, HistogramObserver, PointUpdate, UpdateKind, format_le};
+
+/// How many error messages an [`IngestOutcome`] keeps.
+const MAX_ERRORS: usize = 10;
+
+/// OTLP's `DataPointFlags.NO_RECORDED_VALUE`: the point carries no value.
+const FLAG_NO_RECORDED_VALUE: u32 = 1;
+
+/// What became of an ingest request's data points.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IngestOutcome {
+    /// Points stored.
+    pub accepted_points: u64,
+    /// Points rejected (bad values, bad buckets, out of order, no data).
+    pub rejected_points: u64,
+    /// The first few messages, for OTLP `partial_success.error_message` (warnings
+    /// about accepted points, such as a count that disagrees with the buckets,
+    /// included).
+    pub errors: Vec<String>,
+}
+
+impl IngestOutcome {
+    fn reject(&mut self, metric: &str, reason: impl std::fmt::Display) {
+        self.rejected_points += 1;
+        self.note(format!("metric {metric}: {reason}"));
+    }
+
+    fn note(&mut self, message: String) {
+        if self.errors.len() < MAX_ERRORS {
+            self.errors.push(message);
+        }
+    }
+}
+
+/// A point's labels without `__name__`, with the commutative hash the store indexes
+/// series by, so the `_bucket`/`_sum`/`_count` series of one point are found without
+/// building their label sets.
+pub(crate) struct SeriesBase {
+    pub(crate) labels: Labels,
+    pub(crate) hash: u64,
+    /// Whether the attributes hold `__name__`, `le` or `quantile` themselves (then the
+    /// store builds the full label set instead).
+    pub(crate) reserved: bool,
+}
+
+impl SeriesBase {
+    pub(crate) fn new(labels: Labels) -> Self {
+        let hash = labels_hash(labels.iter());
+        let reserved = ["__name__", "le", "quantile"]
+            .iter()
+            .any(|k| labels.get(k).is_some());
+        SeriesBase {
+            labels,
+            hash,
+            reserved,
+        }
+    }
+}
+
+/// Hash of one label pair, well mixed so that sums of them make a set hash.
+pub(crate) fn pair_hash(name: &str, value: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes().chain([0xff]).chain(value.bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    // splitmix64 finalizer.
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// Order-independent hash of a label set (sum of [`pair_hash`]).
+pub(crate) fn labels_hash<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    pairs.fold(0u64, |acc, (k, v)| acc.wrapping_add(pair_hash(k, v)))
+}
+
+/// Receives the normalized updates and keeps the accumulator state.
+pub(crate) trait Sink {
+    /// The stream's state, including changes made earlier in this batch.
+    fn stream_state(&self, key: &StreamKey) -> Option<&StreamState>;
+    /// Records a stream's new state.
+    fn set_stream_state(&mut self, key: StreamKey, state: StreamState);
+    /// One update of the series `base` + `__name__=name` (+ `extra`).
+    fn emit(
+        &mut self,
+        base: &SeriesBase,
+        name: &str,
+        extra: Option<(&str, &str)>,
+        ts_ns: i64,
+        value: f64,
+        kind: UpdateKind,
+    );
+    /// One update computed elsewhere (the observer's derived series).
+    fn emit_update(&mut self, update: PointUpdate);
+}
+
+/// Resource attributes promoted to labels, besides `k8s.*`.
+const PROMOTED: [&str; 5] = [
+    "service.name",
+    "service.namespace",
+    "service.instance.id",
+    "aigw.service",
+    "deployment.environment",
+];
+
+fn render_attrs(attrs: &[KeyValue]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = attrs
+        .iter()
+        .map(|kv| (kv.key.clone(), render_any_value(kv.value.as_ref())))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// The labels a resource contributes to its series.
+fn resource_labels(attrs: &[(String, String)]) -> Vec<(String, String)> {
+    let get = |k: &str| {
+        attrs
+            .iter()
+            .find(|(key, v)| key == k && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    };
+    let mut out: Vec<(String, String)> = attrs
+        .iter()
+        .filter(|(k, _)| PROMOTED.contains(&k.as_str()) || k.starts_with("k8s."))
+        .map(|(k, v)| (sanitize_label_name(k), v.clone()))
+        .collect();
+    if let Some(name) = get("service.name") {
+        let job = match get("service.namespace") {
+            Some(ns) => format!("{ns}/{name}"),
+            None => name.to_string(),
+        };
+        out.push(("job".to_string(), job));
+    }
+    if let Some(instance) = get("service.instance.id") {
+        out.push(("instance".to_string(), instance.to_string()));
+    }
+    out
+}
+
+fn time_ns(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}
+
+fn temporality(raw: i32) -> Option<Temporality> {
+    match raw {
+        1 => Some(Temporality::Delta),
+        2 => Some(Temporality::Cumulative),
+        _ => None,
+    }
+}
+
+/// Converts one request into `sink`, counting accepted and rejected points.
+pub(crate) fn convert<S: Sink>(
+    req: &ExportMetricsServiceRequest,
+    observer: Option<&dyn HistogramObserver>,
+    sink: &mut S,
+    outcome: &mut IngestOutcome,
+) {
+    let mut conv = Converter {
+        sink,
+        observer,
+        outcome,
+        le_bounds: Vec::new(),
+        le_strings: Vec::new(),
+        warnings: Vec::new(),
+        derived: Vec::new(),
+    };
+    for rm in &req.resource_metrics {
+        let resource_attrs = render_attrs(rm.resource.as_ref().map_or(&[][..], |r| &r.attributes));
+        let res_labels = resource_labels(&resource_attrs);
+        let mut res_key = KeyHasher::new();
+        for (k, v) in &resource_attrs {
+            res_key.write(k.as_bytes());
+            res_key.write(v.as_bytes());
+        }
+        res_key.write(b"\x00resource-end");
+        let resource = Resource {
+            attrs: &resource_attrs,
+            labels: &res_labels,
+            key: res_key,
+        };
+        for sm in &rm.scope_metrics {
+            for metric in &sm.metrics {
+                conv.metric(&resource, metric);
+            }
+        }
+    }
+}
+
+struct Resource<'a> {
+    attrs: &'a [(String, String)],
+    labels: &'a [(String, String)],
+    key: KeyHasher,
+}
+
+struct Converter<'a, S: Sink> {
+    sink: &'a mut S,
+    observer: Option<&'a dyn HistogramObserver>,
+    outcome: &'a mut IngestOutcome,
+    /// The `le` strings of the last bounds seen (bounds rarely change between points).
+    le_bounds: Vec<f64>,
+    le_strings: Vec<String>,
+    warnings: Vec<String>,
+    derived: Vec<PointUpdate>,
+}
+
+/// A point's attributes, labels and stream key.
+struct PointId {
+    attrs: Vec<(String, String)>,
+    base: SeriesBase,
+    key: StreamKey,
+}
+
+impl<S: Sink> Converter<'_, S> {
+    fn point_id(&self, res: &Resource<'_>, metric_key: KeyHasher, attrs: &[KeyValue]) -> PointId {
+        let attrs = render_attrs(attrs);
+        let mut key = metric_key;
+        for (k, v) in &attrs {
+            key.write(k.as_bytes());
+            key.write(v.as_bytes());
+        }
+        let labels = Labels::from_pairs(
+            attrs
+                .iter()
+                .map(|(k, v)| (sanitize_label_name(k), v.clone()))
+                .chain(res.labels.iter().cloned()),
+        );
+        PointId {
+            attrs,
+            base: SeriesBase::new(labels),
+            key: key.finish(),
+        }
+    }
+
+    fn metric(
+        &mut self,
+        res: &Resource<'_>,
+        metric: &opentelemetry_proto::tonic::metrics::v1::Metric,
+    ) {
+        let name = metric.name.as_str();
+        if name.is_empty() {
+            self.outcome.reject("(empty name)", "metric has no name");
+            return;
+        }
+        let mut metric_key = res.key;
+        metric_key.write(name.as_bytes());
+        match &metric.data {
+            None => self.outcome.reject(name, "no data or unknown metric type"),
+            Some(Data::Gauge(g)) => {
+                let prom = prometheus_metric_name(name, &metric.unit, MetricKind::Gauge);
+                for p in &g.data_points {
+                    self.gauge_point(res, metric_key, name, &prom, p);
+                }
+            }
+            Some(Data::Sum(s)) => {
+                let kind = if s.is_monotonic {
+                    MetricKind::Counter
+                } else {
+                    MetricKind::Gauge
+                };
+                let prom = prometheus_metric_name(name, &metric.unit, kind);
+                let Some(temp) = temporality(s.aggregation_temporality) else {
+                    for _ in &s.data_points {
+                        self.outcome
+                            .reject(name, "sum with unspecified aggregation temporality");
+                    }
+                    return;
+                };
+                for p in &s.data_points {
+                    if s.is_monotonic {
+                        self.counter_point(res, metric_key, name, &prom, temp, p);
+                    } else if temp == Temporality::Cumulative {
+                        self.gauge_point(res, metric_key, name, &prom, p);
+                    } else {
+                        self.updown_delta_point(res, metric_key, name, &prom, p);
+                    }
+                }
+            }
+            Some(Data::Histogram(h)) => {
+                let names = HistNames::new(name, &metric.unit, MetricKind::Histogram);
+                let Some(temp) = temporality(h.aggregation_temporality) else {
+                    for _ in &h.data_points {
+                        self.outcome
+                            .reject(name, "histogram with unspecified aggregation temporality");
+                    }
+                    return;
+                };
+                for p in &h.data_points {
+                    self.histogram_point(res, metric_key, name, &names, temp, p);
+                }
+            }
+            Some(Data::ExponentialHistogram(h)) => {
+                let names = HistNames::new(name, &metric.unit, MetricKind::Histogram);
+                let Some(temp) = temporality(h.aggregation_temporality) else {
+                    for _ in &h.data_points {
+                        self.outcome
+                            .reject(name, "histogram with unspecified aggregation temporality");
+                    }
+                    return;
+                };
+                for p in &h.data_points {
+                    match exponential_to_explicit(p) {
+                        Ok(explicit) => {
+                            self.histogram_point(res, metric_key, name, &names, temp, &explicit)
+                        }
+                        Err(reason) => self.outcome.reject(name, reason),
+                    }
+                }
+            }
+            Some(Data::Summary(s)) => {
+                let names = HistNames::new(name, &metric.unit, MetricKind::Summary);
+                for p in &s.data_points {
+                    if p.flags & FLAG_NO_RECORDED_VALUE != 0 {
+                        continue;
+                    }
+                    if p.time_unix_nano == 0 {
+                        self.outcome.reject(name, "point has no time");
+                        continue;
+                    }
+                    let id = self.point_id(res, metric_key, &p.attributes);
+                    let prev = self.sink.stream_state(&id.key);
+                    // A summary's count and sum are cumulative: diff them like a
+                    // histogram with a single bucket.
+                    let point = HistPoint {
+                        start: p.start_time_unix_nano,
+                        time: p.time_unix_nano,
+                        count: p.count,
+                        sum: Some(p.sum),
+                        bounds: &[],
+                        buckets: &[p.count],
+                    };
+                    match histogram_increment(
+                        prev,
+                        Temporality::Cumulative,
+                        &point,
+                        &mut self.warnings,
+                    ) {
+                        Err(reason) => self.outcome.reject(name, reason),
+                        Ok((inc, state)) => {
+                            self.sink.set_stream_state(id.key, state);
+                            let ts = time_ns(p.time_unix_nano);
+                            self.sink.emit(
+                                &id.base,
+                                &names.sum,
+                                None,
+                                ts,
+                                inc.sum,
+                                UpdateKind::CounterAdd,
+                            );
+                            self.sink.emit(
+                                &id.base,
+                                &names.count,
+                                None,
+                                ts,
+                                inc.count as f64,
+                                UpdateKind::CounterAdd,
+                            );
+                            for q in &p.quantile_values {
+                                if q.value.is_nan() {
+                                    continue;
+                                }
+                                let quantile = format_le(q.quantile);
+                                self.sink.emit(
+                                    &id.base,
+                                    &names.base,
+                                    Some(("quantile", &quantile)),
+                                    ts,
+                                    q.value,
+                                    UpdateKind::GaugeSet,
+                                );
+                            }
+                            self.outcome.accepted_points += 1;
+                        }
+                    }
+                }
+            }
+        }
+        for w in self.warnings.drain(..) {
+            self.outcome.note(format!("metric {name}: {w}"));
+        }
+    }
+
+    fn number_value(p: &NumberDataPoint) -> Option<f64> {
+        match p.value? {
+            number_data_point::Value::AsDouble(d) => Some(d),
+            number_data_point::Value::AsInt(i) => Some(i as f64),
+        }
+    }
+
+    /// Common checks of a number point: `None` when skipped or rejected.
+    fn number_checks(&mut self, name: &str, p: &NumberDataPoint) -> Option<f64> {
+        if p.flags & FLAG_NO_RECORDED_VALUE != 0 {
+            return None;
+        }
+        if p.time_unix_nano == 0 {
+            self.outcome.reject(name, "point has no time");
+            return None;
+        }
+        let Some(v) = Self::number_value(p) else {
+            self.outcome.reject(name, "point has no value");
+            return None;
+        };
+        Some(v)
+    }
+
+    fn gauge_point(
+        &mut self,
+        res: &Resource<'_>,
+        mk: KeyHasher,
+        name: &str,
+        prom: &str,
+        p: &NumberDataPoint,
+    ) {
+        let Some(v) = self.number_checks(name, p) else {
+            return;
+        };
+        if v.is_nan() {
+            self.outcome.reject(name, "NaN gauge value");
+            return;
+        }
+        let id = self.point_id(res, mk, &p.attributes);
+        self.sink.emit(
+            &id.base,
+            prom,
+            None,
+            time_ns(p.time_unix_nano),
+            v,
+            UpdateKind::GaugeSet,
+        );
+        self.outcome.accepted_points += 1;
+    }
+
+    fn counter_point(
+        &mut self,
+        res: &Resource<'_>,
+        mk: KeyHasher,
+        name: &str,
+        prom: &str,
+        temp: Temporality,
+        p: &NumberDataPoint,
+    ) {
+        let Some(v) = self.number_checks(name, p) else {
+            return;
+        };
+        let id = self.point_id(res, mk, &p.attributes);
+        let prev = self.sink.stream_state(&id.key);
+        match counter_increment(prev, temp, p.start_time_unix_nano, p.time_unix_nano, v) {
+            Err(reason) => self.outcome.reject(name, reason),
+            Ok((inc, state)) => {
+                self.sink.set_stream_state(id.key, state);
+                self.sink.emit(
+                    &id.base,
+                    prom,
+                    None,
+                    time_ns(p.time_unix_nano),
+                    inc,
+                    UpdateKind::CounterAdd,
+                );
+                self.outcome.accepted_points += 1;
+            }
+        }
+    }
+
+    fn updown_delta_point(
+        &mut self,
+        res: &Resource<'_>,
+        mk: KeyHasher,
+        name: &str,
+        prom: &str,
+        p: &NumberDataPoint,
+    ) {
+        let Some(v) = self.number_checks(name, p) else {
+            return;
+        };
+        let id = self.point_id(res, mk, &p.attributes);
+        let prev = self.sink.stream_state(&id.key);
+        match updown_delta(prev, p.time_unix_nano, v) {
+            Err(reason) => self.outcome.reject(name, reason),
+            Ok((running, state)) => {
+                self.sink.set_stream_state(id.key, state);
+                self.sink.emit(
+                    &id.base,
+                    prom,
+                    None,
+                    time_ns(p.time_unix_nano),
+                    running,
+                    UpdateKind::GaugeSet,
+                );
+                self.outcome.accepted_points += 1;
+            }
+        }
+    }
+
+    fn histogram_point(
+        &mut self,
+        res: &Resource<'_>,
+        mk: KeyHasher,
+        name: &str,
+        names: &HistNames,
+        temp: Temporality,
+        p: &HistogramDataPoint,
+    ) {
+        if p.flags & FLAG_NO_RECORDED_VALUE != 0 {
+            return;
+        }
+        if p.time_unix_nano == 0 {
+            self.outcome.reject(name, "point has no time");
+            return;
+        }
+        let id = self.point_id(res, mk, &p.attributes);
+        let prev = self.sink.stream_state(&id.key);
+        let point = HistPoint {
+            start: p.start_time_unix_nano,
+            time: p.time_unix_nano,
+            count: p.count,
+            sum: p.sum,
+            bounds: &p.explicit_bounds,
+            buckets: &p.bucket_counts,
+        };
+        let (inc, state) = match histogram_increment(prev, temp, &point, &mut self.warnings) {
+            Ok(r) => r,
+            Err(reason) => {
+                self.outcome.reject(name, reason);
+                return;
+            }
+        };
+        self.sink.set_stream_state(id.key, state);
+        let ts = time_ns(p.time_unix_nano);
+        self.emit_histogram(
+            &id.base,
+            names,
+            &p.explicit_bounds,
+            &inc,
+            p.sum.is_some(),
+            ts,
+        );
+        if let Some(observer) = self.observer {
+            let delta = HistogramDelta {
+                ts_ns: ts,
+                count: inc.count,
+                sum: inc.sum,
+                bounds: &p.explicit_bounds,
+                bucket_counts: &inc.buckets,
+            };
+            observer.observe(res.attrs, name, &id.attrs, &delta, &mut self.derived);
+            for update in self.derived.drain(..) {
+                self.sink.emit_update(update);
+            }
+        }
+        self.outcome.accepted_points += 1;
+    }
+
+    fn emit_histogram(
+        &mut self,
+        base: &SeriesBase,
+        names: &HistNames,
+        bounds: &[f64],
+        inc: &HistIncrement,
+        has_sum: bool,
+        ts: i64,
+    ) {
+        if self.le_bounds != bounds {
+            self.le_bounds = bounds.to_vec();
+            self.le_strings = bounds.iter().map(|&b| format_le(b)).collect();
+        }
+        let mut cumulative = 0u64;
+        for (i, le) in self.le_strings.iter().enumerate() {
+            cumulative += inc.buckets.get(i).copied().unwrap_or(0);
+            self.sink.emit(
+                base,
+                &names.bucket,
+                Some(("le", le)),
+                ts,
+                cumulative as f64,
+                UpdateKind::CounterAdd,
+            );
+        }
+        self.sink.emit(
+            base,
+            &names.bucket,
+            Some(("le", "+Inf")),
+            ts,
+            inc.count as f64,
+            UpdateKind::CounterAdd,
+        );
+        if has_sum {
+            self.sink
+                .emit(base, &names.sum, None, ts, inc.sum, UpdateKind::CounterAdd);
+        }
+        self.sink.emit(
+            base,
+            &names.count,
+            None,
+            ts,
+            inc.count as f64,
+            UpdateKind::CounterAdd,
+        );
+    }
+}
+
+/// The Prometheus names of a histogram's or summary's series.
+struct HistNames {
+    base: String,
+    bucket: String,
+    sum: String,
+    count: String,
+}
+
+impl HistNames {
+    fn new(name: &str, unit: &str, kind: MetricKind) -> Self {
+        let base = prometheus_metric_name(name, unit, kind);
+        HistNames {
+            bucket: format!("{base}_bucket"),
+            sum: format!("{base}_sum"),
+            count: format!("{base}_count"),
+            base,
+        }
+    }
+}
+
+/// Converts an exponential histogram point to explicit buckets.
+///
+/// Positive bucket `i` covers `(base^(offset+i), base^(offset+i+1)]` with
+/// `base = 2^(2^-scale)`, so its explicit upper bound is `base^(offset+i+1)`. The
+/// zero bucket and all negative buckets are folded into one bucket with upper bound
+/// `0` (`le="0"`): negative observations lose their distribution, and observations in
+/// a zero bucket wider than 0 (`zero_threshold > 0`) count as `<= 0`. The `+Inf`
+/// bucket is empty. Count, sum, times and attributes are kept.
+pub(crate) fn exponential_to_explicit(
+    p: &ExponentialHistogramDataPoint,
+) -> Result<HistogramDataPoint, String> {
+    if !(-10..=20).contains(&p.scale) {
+        return Err(format!(
+            "exponential histogram scale {} out of range",
+            p.scale
+        ));
+    }
+    let negative: u64 = p.negative.as_ref().map_or(0, |b| {
+        b.bucket_counts
+            .iter()
+            .fold(0u64, |a, &c| a.saturating_add(c))
+    });
+    let (offset, positive) = p
+        .positive
+        .as_ref()
+        .map_or((0, &[][..]), |b| (b.offset, b.bucket_counts.as_slice()));
+    let exponent_step = (-f64::from(p.scale)).exp2();
+    let mut bounds = Vec::with_capacity(positive.len() + 1);
+    bounds.push(0.0);
+    for i in 0..positive.len() {
+        let index = i64::from(offset) + i as i64 + 1;
+        let bound = (index as f64 * exponent_step).exp2();
+        if !bound.is_finite() || bound <= bounds.last().copied().unwrap_or(0.0) {
+            return Err("exponential histogram bucket bounds out of range".to_string());
+        }
+        bounds.push(bound);
+    }
+    let mut bucket_counts = Vec::with_capacity(bounds.len() + 1);
+    bucket_counts.push(p.zero_count.saturating_add(negative));
+    bucket_counts.extend_from_slice(positive);
+    bucket_counts.push(0);
+    Ok(HistogramDataPoint {
+        attributes: p.attributes.clone(),
+        start_time_unix_nano: p.start_time_unix_nano,
+        time_unix_nano: p.time_unix_nano,
+        count: p.count,
+        sum: p.sum,
+        bucket_counts,
+        explicit_bounds: bounds,
+        exemplars: Vec::new(),
+        flags: p.flags,
+        min: p.min,
+        max: p.max,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets;
+
+    #[test]
+    fn exponential_buckets_become_explicit_bounds() {
+        let p = ExponentialHistogramDataPoint {
+            scale: 0,
+            zero_count: 1,
+            count: 6,
+            positive: Some(Buckets {
+                offset: 0,
+                bucket_counts: vec![2, 3],
+            }),
+            negative: Some(Buckets {
+                offset: 0,
+                bucket_counts: vec![0],
+            }),
+            time_unix_nano: 5,
+            ..Default::default()
+        };
+        let e = exponential_to_explicit(&p).expect("converts");
+        assert_eq!(e.explicit_bounds, vec![0.0, 2.0, 4.0]);
+        assert_eq!(e.bucket_counts, vec![1, 2, 3, 0]);
+        let p1 = ExponentialHistogramDataPoint {
+            scale: 1,
+            positive: Some(Buckets {
+                offset: -1,
+                bucket_counts: vec![1, 1],
+            }),
+            ..Default::default()
+        };
+        let e = exponential_to_explicit(&p1).expect("converts");
+        assert_eq!(e.explicit_bounds[1], 1.0);
+        assert!((e.explicit_bounds[2] - std::f64::consts::SQRT_2).abs() < 1e-12);
+    }
+
+    #[test]
+    fn resource_labels_promote_the_listed_attributes() {
+        let attrs = vec![
+            ("aigw.service".to_string(), "gw".to_string()),
+            ("host.name".to_string(), "h".to_string()),
+            ("k8s.pod.name".to_string(), "p".to_string()),
+            ("service.instance.id".to_string(), "i-1".to_string()),
+            ("service.name".to_string(), "api".to_string()),
+            ("service.namespace".to_string(), "prod".to_string()),
+            ("telemetry.sdk.name".to_string(), "otel".to_string()),
+        ];
+        let labels = Labels::from_pairs(resource_labels(&attrs));
+        assert_eq!(labels.get("job"), Some("prod/api"));
+        assert_eq!(labels.get("instance"), Some("i-1"));
+        assert_eq!(labels.get("aigw_service"), Some("gw"));
+        assert_eq!(labels.get("k8s_pod_name"), Some("p"));
+        assert_eq!(labels.get("service_name"), Some("api"));
+        assert_eq!(labels.get("host_name"), None);
+        assert_eq!(labels.get("telemetry_sdk_name"), None);
+    }
+}
