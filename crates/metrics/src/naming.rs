@@ -37,12 +37,12 @@ pub fn prometheus_metric_name(name: &str, unit: &str, kind: MetricKind) -> Strin
         .collect();
     let (main, per) = unit_suffixes(unit);
     if let Some(main) = main
-        && !tokens.iter().any(|t| *t == main)
+        && !tokens.contains(&main)
     {
         tokens.push(main);
     }
     if let Some(per) = per
-        && !tokens.iter().any(|t| *t == per)
+        && !tokens.contains(&per)
     {
         tokens.push("per".to_string());
         tokens.push(per);

@@ -21,7 +21,7 @@ use inferscope_model::{LabelMatcher, Labels, matches_all};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use parking_lot::{Mutex, RwLock};
 
-use crate::accumulate::{StreamKey, StreamState};
+use crate::accumulate::{FastMap, StreamKey, StreamState};
 use crate::error::MetricsError;
 use crate::otlp::{self, IngestOutcome, SeriesBase, Sink, labels_hash, pair_hash};
 use crate::persist::{self, Dec, Enc, Record, SampleRec, Wal};
@@ -105,10 +105,10 @@ impl Series {
 
 #[derive(Default)]
 struct TenantData {
-    series: HashMap<u64, Series>,
-    by_hash: HashMap<u64, Vec<u64>>,
+    series: FastMap<u64, Series>,
+    by_hash: FastMap<u64, Vec<u64>>,
     postings: HashMap<String, HashMap<String, Vec<u64>>>,
-    streams: HashMap<StreamKey, StreamState>,
+    streams: FastMap<StreamKey, StreamState>,
     next_id: u64,
 }
 
@@ -202,10 +202,10 @@ impl TenantData {
                     ids
                 }
             };
-            if let Some(prev) = &best {
-                if ids.len() >= prev.len() {
-                    continue;
-                }
+            if let Some(prev) = &best
+                && ids.len() >= prev.len()
+            {
+                continue;
             }
             ids.dedup();
             best = Some(ids);
@@ -576,9 +576,9 @@ struct BatchBuilder<'a> {
     tenant: Option<&'a TenantData>,
     next_id: u64,
     new_series: Vec<(u64, Labels)>,
-    new_by_hash: HashMap<u64, Vec<usize>>,
+    new_by_hash: FastMap<u64, Vec<usize>>,
     samples: Vec<SampleRec>,
-    states: HashMap<StreamKey, StreamState>,
+    states: FastMap<StreamKey, StreamState>,
 }
 
 impl<'a> BatchBuilder<'a> {
@@ -587,9 +587,9 @@ impl<'a> BatchBuilder<'a> {
             tenant,
             next_id: tenant.map_or(0, |t| t.next_id),
             new_series: Vec::new(),
-            new_by_hash: HashMap::new(),
+            new_by_hash: FastMap::default(),
             samples: Vec::new(),
-            states: HashMap::new(),
+            states: FastMap::default(),
         }
     }
 
