@@ -380,11 +380,12 @@ impl HistogramObserver for GenAiDeriver {
         &self,
         resource: &Attributes,
         metric_name: &str,
+        unit: &str,
         attrs: &Attributes,
         delta: &HistogramDelta<'_>,
         out: &mut Vec<PointUpdate>,
     ) {
-        self.observe_with_unit(resource, metric_name, "s", attrs, delta, out);
+        self.observe_with_unit(resource, metric_name, unit, attrs, delta, out);
     }
 }
 
@@ -473,6 +474,7 @@ mod tests {
             deriver.observe(
                 &resource,
                 OTLP_TOKEN_USAGE,
+                "token",
                 &point_attrs(Some(token_type)),
                 &delta,
                 &mut out,
@@ -535,6 +537,7 @@ mod tests {
             deriver.observe(
                 &resource,
                 OTLP_TOKEN_USAGE,
+                "token",
                 &point_attrs(Some(token_type)),
                 &delta,
                 &mut out,
@@ -619,6 +622,7 @@ mod tests {
         deriver.observe(
             &resource(),
             OTLP_REQUEST_DURATION,
+            "s",
             &point_attrs(None),
             &delta,
             &mut out,
@@ -677,7 +681,14 @@ mod tests {
             ),
         ] {
             let mut out = Vec::new();
-            deriver.observe(&resource(), metric, &point_attrs(None), &delta, &mut out);
+            deriver.observe(
+                &resource(),
+                metric,
+                "s",
+                &point_attrs(None),
+                &delta,
+                &mut out,
+            );
             let got: Vec<(String, Option<String>, f64)> = out
                 .iter()
                 .map(|u| {
@@ -779,7 +790,14 @@ mod tests {
         };
         let requests = |resource: &[(String, String)], attrs: &[(String, String)]| {
             let mut out = Vec::new();
-            deriver.observe(resource, OTLP_REQUEST_DURATION, attrs, &delta, &mut out);
+            deriver.observe(
+                resource,
+                OTLP_REQUEST_DURATION,
+                "s",
+                attrs,
+                &delta,
+                &mut out,
+            );
             out.into_iter().next().unwrap().labels
         };
 
@@ -841,6 +859,7 @@ mod tests {
             deriver.observe(
                 &resource(),
                 name,
+                "token",
                 &point_attrs(Some("input")),
                 &delta,
                 &mut out,
@@ -863,6 +882,7 @@ mod tests {
         deriver.observe(
             &resource(),
             OTLP_TOKEN_USAGE,
+            "token",
             &point_attrs(Some("reasoning")),
             &delta,
             &mut out,
@@ -894,7 +914,7 @@ mod tests {
                 ("gen_ai.request.model", &format!("model-{i}")),
                 ("gen_ai.token.type", "input"),
             ]);
-            deriver.observe(&[], OTLP_TOKEN_USAGE, &attrs, &delta, &mut out);
+            deriver.observe(&[], OTLP_TOKEN_USAGE, "token", &attrs, &delta, &mut out);
         }
         let report = deriver.unpriced();
         assert_eq!(report.len(), MAX_UNPRICED_MODELS);
@@ -931,7 +951,14 @@ mod tests {
             bucket_counts: &counts,
         };
         let mut out = Vec::new();
-        deriver.observe(&resource(), OTLP_TIME_TO_FIRST_TOKEN, &[], &delta, &mut out);
+        deriver.observe(
+            &resource(),
+            OTLP_TIME_TO_FIRST_TOKEN,
+            "s",
+            &[],
+            &delta,
+            &mut out,
+        );
         let got: Vec<(Option<&str>, &str, f64)> = out
             .iter()
             .map(|u| {

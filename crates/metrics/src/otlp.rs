@@ -571,7 +571,14 @@ impl<S: Sink> Converter<'_, S> {
                 bounds: &p.explicit_bounds,
                 bucket_counts: &inc.buckets,
             };
-            observer.observe(res.attrs, name, &id.attrs, &delta, &mut self.derived);
+            observer.observe(
+                res.attrs,
+                name,
+                &names.unit,
+                &id.attrs,
+                &delta,
+                &mut self.derived,
+            );
             for update in self.derived.drain(..) {
                 self.sink.emit_update(update);
             }
@@ -629,6 +636,8 @@ impl<S: Sink> Converter<'_, S> {
 
 /// The Prometheus names of a histogram's or summary's series.
 struct HistNames {
+    /// The OTLP unit as sent (the observer converts `ms` to seconds).
+    unit: String,
     base: String,
     bucket: String,
     sum: String,
@@ -639,6 +648,7 @@ impl HistNames {
     fn new(name: &str, unit: &str, kind: MetricKind) -> Self {
         let base = prometheus_metric_name(name, unit, kind);
         HistNames {
+            unit: unit.to_string(),
             bucket: format!("{base}_bucket"),
             sum: format!("{base}_sum"),
             count: format!("{base}_count"),

@@ -267,6 +267,15 @@ struct WalState {
     next_seq: u64,
 }
 
+impl std::fmt::Debug for MetricStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricStore")
+            .field("dir", &self.dir)
+            .field("retention_ns", &self.opts.retention_ns)
+            .finish_non_exhaustive()
+    }
+}
+
 impl MetricStore {
     /// Opens the store in `dir` (created if missing): loads the snapshot, replays the
     /// WAL records after it. A corrupt snapshot or WAL is an error.

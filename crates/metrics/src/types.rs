@@ -51,11 +51,13 @@ pub type Attributes = [(String, String)];
 /// Receives every histogram data point after temporality normalization, with its
 /// resource and point attributes, and may add derived updates (the GenAI series).
 pub trait HistogramObserver: Send + Sync {
-    /// Called once per normalized histogram data point; pushes derived updates to `out`.
+    /// Called once per normalized histogram data point; pushes derived updates to
+    /// `out`. `unit` is the metric's OTLP unit as sent (`s`, `ms`, `token`).
     fn observe(
         &self,
         resource: &Attributes,
         metric_name: &str,
+        unit: &str,
         attrs: &Attributes,
         delta: &HistogramDelta<'_>,
         out: &mut Vec<PointUpdate>,

@@ -527,6 +527,7 @@ impl HistogramObserver for CountObserver {
         &self,
         resource: &Attributes,
         metric_name: &str,
+        _unit: &str,
         attrs: &Attributes,
         delta: &HistogramDelta<'_>,
         out: &mut Vec<PointUpdate>,

@@ -40,6 +40,30 @@ pub struct Config {
     /// Our own ingest normalization settings (event time, label policy); see
     /// `ingest/normalize`.
     pub ingest: IngestConfig,
+    /// Our own: GenAI metrics (pricing table).
+    pub genai: GenAiConfig,
+}
+
+/// `genai:`: how GenAI series are derived from OTLP metrics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GenAiConfig {
+    /// A pricing table in SkyWalking's `gen-ai-config.yml` format (extended with
+    /// cached-input, cache-creation and long-context prices); the table shipped
+    /// with the binary when unset. Reloaded when the file changes.
+    pub pricing_file: Option<PathBuf>,
+    /// How often the pricing file is checked for changes.
+    #[serde(deserialize_with = "serde_units::duration")]
+    pub pricing_reload_interval: Duration,
+}
+
+impl Default for GenAiConfig {
+    fn default() -> Self {
+        GenAiConfig {
+            pricing_file: None,
+            pricing_reload_interval: Duration::from_secs(10),
+        }
+    }
 }
 
 /// How pushed lines are normalized at ingest (our own block; Loki's

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod genai_cli;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
@@ -54,6 +55,38 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
     Ok(Arc::new(store))
 }
 
+/// Opens the metric store under `<data dir>/metrics`, with the logs' retention.
+pub fn open_metric_store(config: &Config) -> anyhow::Result<Arc<inferscope_metrics::MetricStore>> {
+    let dir = config.common.path_prefix.join("metrics");
+    let retention = config.limits_config.retention_period;
+    let store = inferscope_metrics::MetricStore::open(
+        &dir,
+        inferscope_metrics::StoreOptions {
+            retention_ns: i64::try_from(retention.as_nanos()).unwrap_or(i64::MAX),
+        },
+    )
+    .with_context(|| format!("failed to open the metric store in {}", dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// The GenAI deriver over the configured pricing table (the shipped one when
+/// `genai.pricing_file` is unset).
+pub fn genai_deriver(config: &Config) -> anyhow::Result<Arc<inferscope_metrics::GenAiDeriver>> {
+    use inferscope_metrics::{GenAiDeriver, PricingHandle, PricingTable};
+    let table = match &config.genai.pricing_file {
+        Some(path) => PricingTable::from_file(path)
+            .with_context(|| format!("failed to load genai.pricing_file {}", path.display()))?,
+        None => PricingTable::default_table().context("the shipped pricing table is invalid")?,
+    };
+    tracing::info!(
+        providers = table.provider_count(),
+        models = table.priced_model_count(),
+        file = ?config.genai.pricing_file,
+        "GenAI pricing table loaded"
+    );
+    Ok(Arc::new(GenAiDeriver::new(PricingHandle::new(table))))
+}
+
 /// A server bound to its port, not yet serving.
 pub struct Server {
     /// Shared state.
@@ -70,12 +103,14 @@ impl Server {
         log_access_mode(&config);
         let addr = config.http_addr()?;
         let store = open_store(&config).await?;
+        let metric_store = open_metric_store(&config)?;
+        let genai = genai_deriver(&config)?;
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("failed to listen on {addr}"))?;
         let grpc_listener = otlp::grpc::bind(config.grpc_addr()?).await?;
         Ok(Server {
-            state: AppState::new(config, store),
+            state: AppState::new(config, store, metric_store, genai),
             listener,
             grpc_listener,
         })
@@ -98,6 +133,7 @@ impl Server {
     ) -> anyhow::Result<()> {
         let state = self.state;
         let maintenance = tokio::spawn(maintenance_loop(state.clone()));
+        let pricing = tokio::spawn(pricing_reload_loop(state.clone()));
         // One shutdown signal for both transports.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut grpc_stop = stop_rx.clone();
@@ -123,12 +159,18 @@ impl Server {
         }
         http?;
         maintenance.abort();
+        pricing.abort();
         tracing::info!("shutting down: flushing the in-memory head into blocks");
         state
             .store
             .flush()
             .await
             .context("failed to flush on shutdown")?;
+        let metric_store = state.metric_store.clone();
+        tokio::task::spawn_blocking(move || metric_store.maintain(http::params::now_ns()))
+            .await
+            .context("metric checkpoint task failed")?
+            .context("failed to checkpoint the metric store on shutdown")?;
         tracing::info!("shutdown complete");
         Ok(())
     }
@@ -144,6 +186,38 @@ async fn maintenance_loop(state: Arc<AppState>) {
         }
         if let Err(e) = state.store.maintain().await {
             tracing::error!(error = %e, "storage maintenance failed");
+        }
+        let metric_store = state.metric_store.clone();
+        let checkpoint =
+            tokio::task::spawn_blocking(move || metric_store.maintain(http::params::now_ns()))
+                .await;
+        match checkpoint {
+            Ok(Err(e)) => tracing::error!(error = %e, "metric store maintenance failed"),
+            Err(e) => tracing::error!(error = %e, "metric store maintenance task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+}
+
+/// Re-reads `genai.pricing_file` when it changes; a bad edit is reported and the
+/// previous table stays.
+async fn pricing_reload_loop(state: Arc<AppState>) {
+    let Some(path) = state.config.genai.pricing_file.clone() else {
+        return;
+    };
+    let file = inferscope_metrics::PricingFile::new(path.clone());
+    // The table loaded at startup counts as the file's first version.
+    let _ = file.reload_if_changed(state.genai.pricing());
+    let mut tick = tokio::time::interval(state.config.genai.pricing_reload_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match file.reload_if_changed(state.genai.pricing()) {
+            Ok(true) => tracing::info!(file = %path.display(), "GenAI pricing table reloaded"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "GenAI pricing table not reloaded; keeping the previous one")
+            }
         }
     }
 }

@@ -48,6 +48,11 @@ pub const OTLP_RECORDS: Family = Family {
     name: "inferscope_otlp_records_received_total",
     help: "OTLP items received (log records, metric data points, spans), by signal.",
 };
+/// OTLP metric points refused (NaN, bad buckets, out of order, unknown type).
+pub const OTLP_POINTS_REJECTED: Family = Family {
+    name: "inferscope_otlp_metric_points_rejected_total",
+    help: "OTLP metric data points refused, by tenant (the reasons go to partial_success).",
+};
 /// OTLP export requests by signal, transport and outcome.
 pub const OTLP_REQUESTS: Family = Family {
     name: "inferscope_otlp_requests_total",

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use inferscope_metrics::{GenAiDeriver, MetricStore};
 use inferscope_storage::Store;
 
 use crate::config::Config;
@@ -38,6 +39,10 @@ pub struct AppState {
     pub tokens: Tokens,
     /// Active streams and label values per tenant, against their limits.
     pub cardinality: CardinalityGuard,
+    /// OTLP metrics as Prometheus series, with the derived `genai_*` series.
+    pub metric_store: Arc<MetricStore>,
+    /// Derives the `genai_*` series (and cost) from `gen_ai.*` histograms.
+    pub genai: Arc<GenAiDeriver>,
 }
 
 /// A batch of accepted streams of one tenant, as live tails see it.
@@ -54,7 +59,12 @@ const TAIL_FEED_CAPACITY: usize = 1024;
 
 impl AppState {
     /// State for a running server over an opened store.
-    pub fn new(config: Config, store: Arc<Store>) -> Arc<Self> {
+    pub fn new(
+        config: Config,
+        store: Arc<Store>,
+        metric_store: Arc<MetricStore>,
+        genai: Arc<GenAiDeriver>,
+    ) -> Arc<Self> {
         const MB: f64 = 1024.0 * 1024.0;
         let l = &config.limits_config;
         let limiter = RateLimiter::new(RateLimits {
@@ -95,6 +105,8 @@ impl AppState {
             maintenance_wakeup: tokio::sync::Notify::new(),
             tail_feed: tokio::sync::broadcast::channel(TAIL_FEED_CAPACITY).0,
             results_cache,
+            metric_store,
+            genai,
         })
     }
 }

@@ -120,7 +120,9 @@ pub enum Access {
 /// (query, labels, series, index, tail, drilldown, deletes) and needs `query`.
 pub fn access_of(path: &str) -> Access {
     match path {
-        "/ready" | "/metrics" | "/loki/api/v1/status/buildinfo" => Access::Open,
+        "/ready" | "/metrics" | "/loki/api/v1/status/buildinfo" | "/api/v1/status/buildinfo" => {
+            Access::Open
+        }
         // /flush is global (no tenant): only writers may force it.
         "/loki/api/v1/push" | "/api/prom/push" | "/flush" => Access::Push,
         p if is_otlp_export(p) => Access::Push,
@@ -341,6 +343,7 @@ mod tests {
     pub(crate) fn declared_routes() -> Vec<String> {
         let sources = [
             include_str!("http/drilldown.rs"),
+            include_str!("http/genai.rs"),
             include_str!("http/health.rs"),
             include_str!("http/loki_delete.rs"),
             include_str!("http/loki_index.rs"),
@@ -348,6 +351,7 @@ mod tests {
             include_str!("http/loki_query.rs"),
             include_str!("http/loki_tail.rs"),
             include_str!("http/otlp.rs"),
+            include_str!("http/prom_api.rs"),
             include_str!("http/trace.rs"),
         ];
         let mut routes = Vec::new();
@@ -374,10 +378,13 @@ mod tests {
             .lines()
             .filter(|l| l.starts_with("pub mod ") && !l.contains("params"))
             .count();
-        assert_eq!(modules, 9, "a new http module: add it to declared_routes");
+        assert_eq!(modules, 11, "a new http module: add it to declared_routes");
         for route in &routes {
             let expected = match route.as_str() {
-                "/ready" | "/metrics" | "/loki/api/v1/status/buildinfo" => Access::Open,
+                "/ready"
+                | "/metrics"
+                | "/loki/api/v1/status/buildinfo"
+                | "/api/v1/status/buildinfo" => Access::Open,
                 "/loki/api/v1/push" | "/api/prom/push" | "/flush" => Access::Push,
                 r if r.ends_with("/v1/logs")
                     || r.ends_with("/v1/metrics")

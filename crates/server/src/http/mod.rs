@@ -1,6 +1,7 @@
 //! The HTTP API: one module per API, each exporting `routes()`, merged here.
 
 pub mod drilldown;
+pub mod genai;
 pub mod health;
 pub mod loki_delete;
 pub mod loki_index;
@@ -9,6 +10,7 @@ pub mod loki_query;
 pub mod loki_tail;
 pub mod otlp;
 pub mod params;
+pub mod prom_api;
 pub mod trace;
 
 use std::sync::Arc;
@@ -30,6 +32,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(loki_delete::routes())
         .merge(trace::routes())
         .merge(otlp::routes())
+        .merge(prom_api::routes())
+        .merge(genai::routes())
         .layer(DefaultBodyLimit::max(loki_push::MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use serde::Serialize;
@@ -35,6 +36,8 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/logs", post(logs))
         .route("/otlp/v1/logs", post(logs))
+        .route("/v1/metrics", post(metrics))
+        .route("/otlp/v1/metrics", post(metrics))
         .route("/v1/traces", post(traces))
         .route("/otlp/v1/traces", post(traces))
 }
@@ -155,6 +158,25 @@ async fn logs(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Byte
         }
     };
     count(&state, "logs", response)
+}
+
+async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let response = match decode_request::<ExportMetricsServiceRequest>(&state, &headers, &body) {
+        Err((format, e)) => error_response(format, e),
+        Ok((format, tenant, request)) => {
+            let st = state.clone();
+            let result =
+                tokio::task::spawn_blocking(move || export::export_metrics(&st, &tenant, &request))
+                    .await
+                    .map_err(|e| ApiError::internal("OTLP metrics task failed", &e))
+                    .and_then(|r| r);
+            match result {
+                Ok(response) => ok_response(format, &response),
+                Err(e) => error_response(format, e),
+            }
+        }
+    };
+    count(&state, "metrics", response)
 }
 
 async fn traces(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {

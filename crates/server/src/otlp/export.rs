@@ -6,6 +6,9 @@
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -13,7 +16,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use crate::error::ApiError;
 use crate::http::params::now_ns;
 use crate::ingest::accept::accept;
-use crate::metrics::OTLP_RECORDS;
+use crate::metrics::{OTLP_POINTS_REJECTED, OTLP_RECORDS};
 use crate::otlp::logs::{into_streams, records};
 use crate::state::AppState;
 
@@ -38,6 +41,42 @@ pub fn export_logs(
             ExportLogsPartialSuccess {
                 rejected_log_records: rejected as i64,
                 error_message: accepted.partial_error.unwrap_or_default(),
+            }
+        }),
+    })
+}
+
+/// Stores the metric points of `request` in the metric store (Prometheus-named
+/// series, plus the `genai_*` series derived from `gen_ai.*` histograms).
+/// Points refused as the OTLP spec says (NaN, bad buckets, out-of-order
+/// deltas, unknown types) are counted in `partial_success` with the first
+/// reasons; everything else is durable before the answer.
+pub fn export_metrics(
+    state: &AppState,
+    tenant: &str,
+    request: &ExportMetricsServiceRequest,
+) -> Result<ExportMetricsServiceResponse, ApiError> {
+    let outcome = state
+        .metric_store
+        .ingest(tenant, request, Some(state.genai.as_ref()))
+        .map_err(|e| ApiError::internal("metric store write failed", &e))?;
+    state.metrics.add(
+        OTLP_RECORDS,
+        &[("signal", "metrics")],
+        (outcome.accepted_points + outcome.rejected_points) as f64,
+    );
+    if outcome.rejected_points > 0 {
+        state.metrics.add(
+            OTLP_POINTS_REJECTED,
+            &[("tenant", tenant)],
+            outcome.rejected_points as f64,
+        );
+    }
+    Ok(ExportMetricsServiceResponse {
+        partial_success: (outcome.rejected_points > 0 || !outcome.errors.is_empty()).then(|| {
+            ExportMetricsPartialSuccess {
+                rejected_data_points: outcome.rejected_points as i64,
+                error_message: outcome.errors.join("; "),
             }
         }),
     })

@@ -14,6 +14,12 @@ use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -49,6 +55,11 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .add_service(
             LogsServiceServer::new(otlp.clone())
+                .accept_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            MetricsServiceServer::new(otlp.clone())
                 .accept_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
@@ -130,6 +141,28 @@ impl LogsService for Otlp {
         }
         .await;
         count(&state, "logs", result)
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Otlp {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        let state = self.state.clone();
+        let result = async {
+            let tenant = tenant_of_request(&state, &request)?;
+            let body = request.into_inner();
+            let st = state.clone();
+            tokio::task::spawn_blocking(move || export::export_metrics(&st, &tenant, &body))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map(Response::new)
+                .map_err(to_status)
+        }
+        .await;
+        count(&state, "metrics", result)
     }
 }
 

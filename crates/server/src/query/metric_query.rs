@@ -346,6 +346,11 @@ impl SampleSource for StoreSource<'_> {
         end_ns: i64,
         keep: Option<&Grouping>,
     ) -> Result<Vec<Series>, EngineError> {
+        if agg.input == inferscope_query::ast::RangeInput::Series {
+            return Err(EngineError::Invalid(
+                "series selectors are PromQL: query them through /api/v1/query".into(),
+            ));
+        }
         let required = required_labels(agg, keep);
         let pipeline = agg
             .selector
