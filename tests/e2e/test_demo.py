@@ -32,5 +32,13 @@ def test_demo_traces_cross_gateway_scheduler_workers_and_chat_api(tmp_path):
         errors = wait_until(lambda: server.entries('{app="aigateway"} | json | level="ERROR"', since="15m", limit=50),
                             timeout=30, what="gateway errors in the demo load")
         assert all(json.loads(line)["status"] >= 500 for _, line in errors)
+
+        # The simulated gateway's OTLP GenAI metrics are there too, cost included.
+        def genai_models():
+            r = server.http.get(server.url + "/api/v1/query",
+                                params={"query": "sum by (model) (genai_estimated_cost_usd_total)"})
+            return r.status_code == 200 and {s["metric"]["model"] for s in r.json()["data"]["result"]}
+        models = wait_until(genai_models, timeout=30, what="GenAI series from the demo")
+        assert {"gpt-4o", "claude-sonnet-4-5", "gemini-2.5-flash"} <= models
     finally:
         server.stop(signal.SIGKILL)

@@ -123,6 +123,12 @@ Queries to try:
   logcli --addr={base} query '{{namespace="{namespace}"}} |= "{trace}"'
   curl -s  {base}/api/v1/trace/{trace}
   cargo run --release -- trace {trace} --addr {base}     # the request's journey as a timeline
+
+GenAI metrics (OTLP from a simulated Envoy AI Gateway; Grafana: a Prometheus data source with URL {base}):
+  curl -sG {base}/api/v1/query --data-urlencode 'query=histogram_quantile(0.99, sum by (model, le) (rate(genai_request_duration_seconds_bucket[5m])))'
+  curl -sG {base}/api/v1/query --data-urlencode 'query=sum by (model) (rate(genai_estimated_cost_usd_total[5m])) * 3600'
+  curl -s  '{base}/api/v1/genai/summary?by=model&since=10m'
+  cargo run --release -- genai top --by model --since 10m --addr {base}
 "#,
         data = data_dir.display()
     );

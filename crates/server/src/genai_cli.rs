@@ -177,7 +177,16 @@ fn render(by: &str, data: &Value) -> String {
         out.push_str("(no GenAI metrics in this range)\n");
     }
     for u in data["unpriced"].as_array().into_iter().flatten() {
-        out.push_str(&format!("unpriced: {u}\n"));
+        let tokens: f64 = u["tokens"]
+            .as_object()
+            .map(|t| t.values().filter_map(Value::as_f64).sum())
+            .unwrap_or(0.0);
+        out.push_str(&format!(
+            "no price for {}/{} ({} tokens): add it to genai.pricing_file\n",
+            u["provider"].as_str().unwrap_or(""),
+            u["model"].as_str().unwrap_or(""),
+            thousands(tokens)
+        ));
     }
     out
 }

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod demo_metrics;
 pub mod error;
 pub mod genai_cli;
 pub mod http;

@@ -43,6 +43,7 @@ async fn serve(args: inferscope_server::cli::ServeArgs) -> anyhow::Result<()> {
     tracing::info!(grpc = %server.grpc_addr()?, "OTLP/gRPC is listening (logs, metrics, traces)");
     if args.demo {
         inferscope_server::demo::start(server.state.clone(), addr);
+        inferscope_server::demo_metrics::start(addr.port());
     }
     server.serve(inferscope_server::shutdown_signal()).await
 }
