@@ -201,7 +201,7 @@ mod tests {
             "key": "gpt-4o", "requests_per_min": 120.0,
             "tokens_per_min": {"input": 84000.0, "output": 12000.0},
             "latency_s": {"p50": 1.2, "p99": 8.4}, "ttft_s": {"p50": 0.31}, "tpot_s": {},
-            "cost_per_hour_usd": 3.125}], "unpriced": []});
+            "cost_per_hour_usd": 3.126}], "unpriced": []});
         let text = render("model", &data);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("MODEL"), "{text}");
