@@ -933,6 +933,112 @@ mod tests {
         assert_eq!(s.samples, vec![(5, 7.0), (10, 2.0)]);
     }
 
+    fn hist_req(
+        unit: &str,
+        bounds: Vec<f64>,
+        time: u64,
+    ) -> opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+        use opentelemetry_proto::tonic::metrics::v1::{
+            Histogram, HistogramDataPoint, Metric, ResourceMetrics, ScopeMetrics, metric::Data,
+        };
+        let n = bounds.len() + 1;
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: "lat".into(),
+                        unit: unit.into(),
+                        data: Some(Data::Histogram(Histogram {
+                            data_points: vec![HistogramDataPoint {
+                                attributes: vec![KeyValue {
+                                    key: "a".into(),
+                                    value: Some(AnyValue {
+                                        value: Some(any_value::Value::StringValue("x".into())),
+                                    }),
+                                    ..Default::default()
+                                }],
+                                time_unix_nano: time,
+                                count: n as u64,
+                                sum: Some(1.0),
+                                bucket_counts: vec![1; n],
+                                explicit_bounds: bounds,
+                                ..Default::default()
+                            }],
+                            aggregation_temporality: 1,
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn names_and_last(store: &MetricStore) -> Vec<(String, f64)> {
+        let m = [LabelMatcher::new("a", inferscope_model::MatchOp::Eq, "x").expect("matcher")];
+        store
+            .select("t", &m, 0, i64::MAX)
+            .into_iter()
+            .map(|s| (s.labels.to_string(), s.samples.last().map_or(0.0, |x| x.1)))
+            .collect()
+    }
+
+    /// The per-stream series cache must give exactly what the label lookup gives:
+    /// when bounds or unit change, after retention drops series, after a restart.
+    #[test]
+    fn stream_series_cache_follows_shape_changes_and_retention() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = StoreOptions { retention_ns: 100 };
+        let store = MetricStore::open(dir.path(), opts.clone()).expect("open");
+        store
+            .ingest("t", &hist_req("s", vec![1.0, 2.0], 10), None)
+            .expect("ingest");
+        store
+            .ingest("t", &hist_req("s", vec![1.0, 2.0], 20), None)
+            .expect("ingest");
+        let before = names_and_last(&store);
+        assert_eq!(before.len(), 5);
+        assert!(before.iter().any(|(n, v)| n.contains("+Inf") && *v == 6.0));
+        // New bounds: a new le series, the old ones keep their totals.
+        store
+            .ingest("t", &hist_req("s", vec![1.0, 3.0], 30), None)
+            .expect("ingest");
+        let after = names_and_last(&store);
+        assert_eq!(after.len(), 6);
+        assert!(
+            after
+                .iter()
+                .any(|(n, v)| n.contains("le=\"3\"") && *v == 2.0)
+        );
+        assert!(after.iter().any(|(n, v)| n.contains("+Inf") && *v == 9.0));
+        // New unit: new names.
+        store
+            .ingest("t", &hist_req("ms", vec![1.0, 3.0], 40), None)
+            .expect("ingest");
+        assert_eq!(names_and_last(&store).len(), 11);
+        // Retention drops everything before 41; the stream's cached ids must not be
+        // reused for the dropped series.
+        store.maintain(141).expect("maintain");
+        assert!(names_and_last(&store).is_empty());
+        store
+            .ingest("t", &hist_req("ms", vec![1.0, 3.0], 150), None)
+            .expect("ingest");
+        let fresh = names_and_last(&store);
+        assert_eq!(fresh.len(), 5);
+        assert!(fresh.iter().any(|(n, v)| n.contains("+Inf") && *v == 3.0));
+        drop(store);
+        // After a restart (empty cache) the same series are found by their labels.
+        let store = MetricStore::open(dir.path(), opts).expect("reopen");
+        store
+            .ingest("t", &hist_req("ms", vec![1.0, 3.0], 160), None)
+            .expect("ingest");
+        let again = names_and_last(&store);
+        assert_eq!(again.len(), 5);
+        assert!(again.iter().any(|(n, v)| n.contains("+Inf") && *v == 6.0));
+    }
+
     #[test]
     fn store_is_send_and_sync() {
         fn check<T: Send + Sync>() {}
