@@ -313,75 +313,71 @@ fn stable_hash(s: &str) -> u64 {
     h
 }
 
-/// `2xx`, `4xx`, `5xx`…, or `unknown`.
-pub fn response_class(code: Option<u32>) -> String {
-    match code {
-        Some(c) if (100..600).contains(&c) => format!("{}xx", c / 100),
-        _ => "unknown".into(),
-    }
-}
-
-/// Sums of counter increments of one export batch, by series.
+/// Sums of counter increments of one export batch. Records are summed by a
+/// cheap key first; label sets are built once per key, in [`Counters::into_updates`].
 #[derive(Debug, Default)]
 pub struct Counters {
-    sums: HashMap<Labels, f64>,
+    llm: HashMap<CounterKey, LlmSums>,
+    mcp: HashMap<CounterKey, f64>,
+}
+
+/// `(service, provider, model or method, response class, kept)`.
+type CounterKey = (String, String, String, &'static str, bool);
+
+/// An LLM key's sums: requests, tokens by type, cost.
+#[derive(Debug, Default, Clone, Copy)]
+struct LlmSums {
+    requests: f64,
+    tokens: [f64; 4],
+    cost: f64,
+}
+
+const TOKEN_TYPES: [&str; 4] = ["input", "output", "cached_input", "cache_creation_input"];
+
+/// `2xx`, `4xx`, `5xx`…, or `unknown`.
+pub fn class_of(code: Option<u32>) -> &'static str {
+    match code {
+        Some(100..=199) => "1xx",
+        Some(200..=299) => "2xx",
+        Some(300..=399) => "3xx",
+        Some(400..=499) => "4xx",
+        Some(500..=599) => "5xx",
+        _ => "unknown",
+    }
 }
 
 impl Counters {
-    fn add(&mut self, labels: Labels, value: f64) {
-        *self.sums.entry(labels).or_insert(0.0) += value;
-    }
-
     /// Counts one record.
     pub fn count(&mut self, kind: Kind, f: &AccessFacts, kept: bool) {
-        let decision = if kept { "kept" } else { "dropped" };
-        let class = response_class(f.response_code);
+        let class = class_of(f.response_code);
         match kind {
             Kind::Llm => {
-                let base = |name: &str, extra: Option<(&str, &str)>| {
-                    let mut pairs = vec![
-                        ("__name__", name),
-                        ("service", f.service.as_str()),
-                        ("provider", f.provider.as_str()),
-                        ("model", f.model.as_str()),
-                        ("response_class", class.as_str()),
-                        ("decision", decision),
-                    ];
-                    pairs.extend(extra);
-                    Labels::from_pairs(pairs)
-                };
-                self.add(base("genai_access_log_requests_total", None), 1.0);
+                let key = (
+                    f.service.clone(),
+                    f.provider.clone(),
+                    f.model.clone(),
+                    class,
+                    kept,
+                );
+                let sums = self.llm.entry(key).or_default();
+                sums.requests += 1.0;
                 if let Some(t) = &f.tokens {
-                    for (ty, n) in [
-                        ("input", t.input),
-                        ("output", t.output),
-                        ("cached_input", t.cached_input),
-                        ("cache_creation_input", t.cache_creation_input),
-                    ] {
-                        if n > 0 {
-                            self.add(
-                                base("genai_access_log_tokens_total", Some(("type", ty))),
-                                n as f64,
-                            );
-                        }
+                    let n = [t.input, t.output, t.cached_input, t.cache_creation_input];
+                    for (sum, n) in sums.tokens.iter_mut().zip(n) {
+                        *sum += n as f64;
                     }
                 }
-                if let Some(cost) = f.cost_usd {
-                    self.add(base("genai_access_log_cost_usd_total", None), cost);
-                }
+                sums.cost += f.cost_usd.unwrap_or(0.0);
             }
             Kind::Mcp => {
-                self.add(
-                    Labels::from_pairs([
-                        ("__name__", "mcp_access_log_requests_total"),
-                        ("service", f.service.as_str()),
-                        ("provider", f.provider.as_str()),
-                        ("method", f.method.as_str()),
-                        ("response_class", class.as_str()),
-                        ("decision", decision),
-                    ]),
-                    1.0,
+                let key = (
+                    f.service.clone(),
+                    f.provider.clone(),
+                    f.method.clone(),
+                    class,
+                    kept,
                 );
+                *self.mcp.entry(key).or_insert(0.0) += 1.0;
             }
             Kind::Other => {}
         }
@@ -389,20 +385,58 @@ impl Counters {
 
     /// The increments as store updates at `ts_ns`.
     pub fn into_updates(self, ts_ns: i64) -> Vec<PointUpdate> {
-        self.sums
-            .into_iter()
-            .map(|(labels, value)| PointUpdate {
-                labels,
+        let mut out = Vec::new();
+        let mut push = |pairs: Vec<(&str, &str)>, value: f64| {
+            out.push(PointUpdate {
+                labels: Labels::from_pairs(pairs),
                 ts_ns,
                 value,
                 kind: UpdateKind::CounterAdd,
-            })
-            .collect()
+            });
+        };
+        let decision = |kept: bool| if kept { "kept" } else { "dropped" };
+        for ((service, provider, model, class, kept), sums) in &self.llm {
+            let base = |name: &'static str| {
+                vec![
+                    ("__name__", name),
+                    ("service", service.as_str()),
+                    ("provider", provider.as_str()),
+                    ("model", model.as_str()),
+                    ("response_class", *class),
+                    ("decision", decision(*kept)),
+                ]
+            };
+            push(base("genai_access_log_requests_total"), sums.requests);
+            for (ty, n) in TOKEN_TYPES.iter().zip(sums.tokens) {
+                if n > 0.0 {
+                    let mut pairs = base("genai_access_log_tokens_total");
+                    pairs.push(("type", ty));
+                    push(pairs, n);
+                }
+            }
+            if sums.cost > 0.0 {
+                push(base("genai_access_log_cost_usd_total"), sums.cost);
+            }
+        }
+        for ((service, provider, method, class, kept), n) in &self.mcp {
+            push(
+                vec![
+                    ("__name__", "mcp_access_log_requests_total"),
+                    ("service", service.as_str()),
+                    ("provider", provider.as_str()),
+                    ("method", method.as_str()),
+                    ("response_class", *class),
+                    ("decision", decision(*kept)),
+                ],
+                *n,
+            );
+        }
+        out
     }
 
     /// Whether nothing was counted.
     pub fn is_empty(&self) -> bool {
-        self.sums.is_empty()
+        self.llm.is_empty() && self.mcp.is_empty()
     }
 }
 
@@ -522,7 +556,8 @@ mod tests {
             resource: vec![
                 ("service.name".into(), "envoy-ai-gateway".into()),
                 ("aigw.service".into(), "gw".into()),
-            ],
+            ]
+            .into(),
             attributes: attrs
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -51,8 +51,9 @@ pub const RESOURCE_LABELS: &[&str] = &[
 pub struct Record {
     /// The stream labels from the resource.
     pub labels: Labels,
-    /// The resource attributes, dotted keys, values as strings.
-    pub resource: Vec<(String, String)>,
+    /// The resource attributes, dotted keys, values as strings (shared by the
+    /// records of one resource).
+    pub resource: std::sync::Arc<[(String, String)]>,
     /// The record's own attributes, dotted keys, values as strings.
     pub attributes: Vec<(String, String)>,
     /// The entry as it will be stored.
@@ -63,11 +64,12 @@ pub struct Record {
 pub fn records(request: &ExportLogsServiceRequest, now_ns: i64) -> Vec<Record> {
     let mut out = Vec::new();
     for resource_logs in &request.resource_logs {
-        let resource: Vec<(String, String)> = resource_logs
+        let resource: std::sync::Arc<[(String, String)]> = resource_logs
             .resource
             .as_ref()
             .map(|r| attributes_as_strings(&r.attributes))
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into();
         let labels = resource_labels(&resource);
         let resource_metadata: Vec<(String, String)> = resource
             .iter()
@@ -166,18 +168,22 @@ fn entry_of(
     if let Some(level) = level_of(record) {
         metadata.push((DETECTED_LEVEL.into(), level.into()));
     }
-    // Later duplicates (record attributes) win over earlier ones (resource).
-    let mut seen = std::collections::HashSet::new();
-    let mut deduped: Vec<(String, String)> = metadata
+    // Later duplicates (record attributes) win over earlier ones (resource);
+    // empty values are left out. A record has a few dozen pairs at most: a
+    // linear scan beats hashing cloned keys.
+    let mut keep = vec![true; metadata.len()];
+    for (i, (k, v)) in metadata.iter().enumerate() {
+        keep[i] = !v.is_empty() && !metadata[i + 1..].iter().any(|(later, _)| later == k);
+    }
+    let mut flags = keep.into_iter();
+    let structured_metadata = metadata
         .into_iter()
-        .rev()
-        .filter(|(k, v)| !v.is_empty() && seen.insert(k.clone()))
+        .filter(|_| flags.next().unwrap_or(false))
         .collect();
-    deduped.reverse();
     LogEntry {
         timestamp_ns,
         line,
-        structured_metadata: deduped,
+        structured_metadata,
     }
 }
 
