@@ -53,7 +53,11 @@ fn access_log_request(batch: usize, now_ns: i64) -> Vec<u8> {
     let records = (0..RECORDS_PER_REQUEST)
         .map(|i| {
             let n = batch * RECORDS_PER_REQUEST + i;
-            let input = if n.is_multiple_of(25) { 15_000 } else { 300 + n % 2_000 };
+            let input = if n.is_multiple_of(25) {
+                15_000
+            } else {
+                300 + n % 2_000
+            };
             LogRecord {
                 time_unix_nano: (now_ns + n as i64 * 1_000) as u64,
                 attributes: vec![
@@ -64,8 +68,18 @@ fn access_log_request(batch: usize, now_ns: i64) -> Vec<u8> {
                     kv("gen_ai.provider.name", "openai"),
                     kv("gen_ai.usage.input_tokens", &input.to_string()),
                     kv("gen_ai.usage.output_tokens", &(50 + n % 700).to_string()),
-                    kv("response_code", if n.is_multiple_of(20) { "503" } else { "200" }),
-                    kv("duration", if n.is_multiple_of(50) { "45000" } else { "1835" }),
+                    kv(
+                        "response_code",
+                        if n.is_multiple_of(20) { "503" } else { "200" },
+                    ),
+                    kv(
+                        "duration",
+                        if n.is_multiple_of(50) {
+                            "45000"
+                        } else {
+                            "1835"
+                        },
+                    ),
                     kv("upstream_transport_failure_reason", "-"),
                     kv("connection_termination_details", "-"),
                     kv("session.id", &format!("sess-{}", n % 5_000)),
