@@ -13,6 +13,10 @@
 //!
 //! `cargo bench -p inferscope-metrics --bench ingest`
 
+/// The allocator of the `inferscope` binary, so the figures are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Instant;
 
 use inferscope_metrics::{
