@@ -544,6 +544,7 @@ impl<S: Sink> Converter<'_, S> {
         self.outcome.accepted_points += 1;
     }
 
+    /// A monotonic sum's point: an increment of its running total.
     fn counter_point(
         &mut self,
         res: &Resource<'_>,
@@ -553,29 +554,13 @@ impl<S: Sink> Converter<'_, S> {
         temp: Temporality,
         p: &NumberDataPoint,
     ) {
-        let Some(v) = self.number_checks(name, p) else {
-            return;
-        };
-        let key = self.point_key(mk, &p.attributes);
-        let prev = self.sink.stream_state(&key);
-        match counter_increment(prev, temp, p.start_time_unix_nano, p.time_unix_nano, v) {
-            Err(reason) => self.outcome.reject(name, reason),
-            Ok((inc, state)) => {
-                self.sink.set_stream_state(key, state);
-                self.emit_one(
-                    res,
-                    key,
-                    &p.attributes,
-                    prom,
-                    time_ns(p.time_unix_nano),
-                    inc,
-                    UpdateKind::CounterAdd,
-                );
-                self.outcome.accepted_points += 1;
-            }
-        }
+        let (start, time) = (p.start_time_unix_nano, p.time_unix_nano);
+        self.stateful_number_point(res, mk, name, prom, p, UpdateKind::CounterAdd, |prev, v| {
+            counter_increment(prev, temp, start, time, v)
+        });
     }
 
+    /// A delta non-monotonic sum's point: its running value, as a gauge.
     fn updown_delta_point(
         &mut self,
         res: &Resource<'_>,
@@ -584,14 +569,34 @@ impl<S: Sink> Converter<'_, S> {
         prom: &str,
         p: &NumberDataPoint,
     ) {
+        let time = p.time_unix_nano;
+        self.stateful_number_point(res, mk, name, prom, p, UpdateKind::GaugeSet, |prev, v| {
+            updown_delta(prev, time, v)
+        });
+    }
+
+    /// A number point whose stored value depends on its stream's previous state:
+    /// `step` gives the value to store and the stream's new state, or why the
+    /// point is refused.
+    #[allow(clippy::too_many_arguments)]
+    fn stateful_number_point(
+        &mut self,
+        res: &Resource<'_>,
+        mk: KeyHasher,
+        name: &str,
+        prom: &str,
+        p: &NumberDataPoint,
+        kind: UpdateKind,
+        step: impl FnOnce(Option<&StreamState>, f64) -> Result<(f64, StreamState), String>,
+    ) {
         let Some(v) = self.number_checks(name, p) else {
             return;
         };
         let key = self.point_key(mk, &p.attributes);
         let prev = self.sink.stream_state(&key);
-        match updown_delta(prev, p.time_unix_nano, v) {
+        match step(prev, v) {
             Err(reason) => self.outcome.reject(name, reason),
-            Ok((running, state)) => {
+            Ok((value, state)) => {
                 self.sink.set_stream_state(key, state);
                 self.emit_one(
                     res,
@@ -599,8 +604,8 @@ impl<S: Sink> Converter<'_, S> {
                     &p.attributes,
                     prom,
                     time_ns(p.time_unix_nano),
-                    running,
-                    UpdateKind::GaugeSet,
+                    value,
+                    kind,
                 );
                 self.outcome.accepted_points += 1;
             }

@@ -93,18 +93,25 @@ fn fetch(kind: &str, args: &TraceArgs) -> anyhow::Result<Value> {
         percent_encode(&args.since),
         args.limit
     );
+    get_json(&url, &args.addr, args.org_id.as_deref())
+}
+
+/// `GET url` (as tenant `org_id`) from a running server at `addr`, as JSON; a
+/// non-2xx answer is an error carrying the server's message. Shared by the
+/// commands that ask a running server (`trace`, `session`, `genai top`).
+pub(crate) fn get_json(url: &str, addr: &str, org_id: Option<&str>) -> anyhow::Result<Value> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(60)))
         .build()
         .into();
-    let mut request = agent.get(&url);
-    if let Some(org) = &args.org_id {
+    let mut request = agent.get(url);
+    if let Some(org) = org_id {
         request = request.header("X-Scope-OrgID", org);
     }
     let response = request
         .call()
-        .with_context(|| format!("could not reach {}", args.addr))?;
+        .with_context(|| format!("could not reach {addr}"))?;
     let status = response.status();
     let body = response
         .into_body()

@@ -296,21 +296,11 @@ pub fn decide(kind: Kind, f: &AccessFacts, enabled: bool, p: &SamplingPolicy) ->
     }
     if reasons.is_empty()
         && p.baseline_one_in > 0
-        && stable_hash(&f.request_key).is_multiple_of(p.baseline_one_in)
+        && inferscope_storage::ids::id_hash(&f.request_key).is_multiple_of(p.baseline_one_in)
     {
         reasons.push(Reason::Baseline);
     }
     reasons
-}
-
-/// FNV-1a: the same record id gives the same decision on every server.
-fn stable_hash(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in s.as_bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 /// Sums of counter increments of one export batch. Records are summed by a

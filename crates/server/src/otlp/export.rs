@@ -21,6 +21,9 @@ use crate::otlp::access_log;
 use crate::otlp::logs::{into_streams, records};
 use crate::state::AppState;
 
+/// The blocking export of one signal for a tenant, as both transports call it.
+pub type ExportFn<Req, Resp> = fn(&AppState, &str, &Req) -> Result<Resp, ApiError>;
+
 /// Stores the log records of `request` through the same path as Loki pushes
 /// (validation, normalization, redaction, limits, WAL). AI-gateway access logs
 /// are priced and sampled first ([`access_log`]): records the policy drops are
