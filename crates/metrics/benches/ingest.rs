@@ -9,7 +9,8 @@
 //!   sample per 60 s), then `select` of `genai_request_duration_seconds_bucket` over
 //!   the 24 h.
 //!
-//! Prints points/s and select ms.
+//! Prints points/s and select ms. Name parts (`plain`, `genai`, `select`) after `--`
+//! to run only those.
 //!
 //! `cargo bench -p inferscope-metrics --bench ingest`
 
@@ -265,12 +266,24 @@ fn run_select() {
 }
 
 fn main() {
-    let plain: Vec<_> = (0..100).map(plain_batch).collect();
-    run_ingest("plain", &plain, None);
-    let deriver = GenAiDeriver::new(PricingHandle::new(
-        PricingTable::default_table().expect("default pricing table"),
-    ));
-    let genai: Vec<_> = (0..100).map(genai_batch).collect();
-    run_ingest("genai", &genai, Some(&deriver));
-    run_select();
+    // `cargo bench -p inferscope-metrics --bench ingest -- genai` runs one part.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
+    if wanted("plain") {
+        let plain: Vec<_> = (0..100).map(plain_batch).collect();
+        run_ingest("plain", &plain, None);
+    }
+    if wanted("genai") {
+        let deriver = GenAiDeriver::new(PricingHandle::new(
+            PricingTable::default_table().expect("default pricing table"),
+        ));
+        let genai: Vec<_> = (0..100).map(genai_batch).collect();
+        run_ingest("genai", &genai, Some(&deriver));
+    }
+    if wanted("select") {
+        run_select();
+    }
 }

@@ -24,14 +24,18 @@
 //! its tokens go to `genai_unpriced_tokens_total` and to a small registry
 //! ([`GenAiDeriver::unpriced`]) so an operator can see what to add to the pricing file.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use inferscope_model::Labels;
 use parking_lot::Mutex;
 
+use crate::accumulate::{FastMap, KeyHasher};
 use crate::pricing::PricingHandle;
 use crate::types::{
-    Attributes, HistogramDelta, HistogramObserver, PointUpdate, UpdateKind, format_le,
+    Attributes, DerivedUpdates, HistogramDelta, HistogramObserver, ObservedPoint, attribute,
+    format_le,
 };
 
 /// OTLP metric: request duration histogram (seconds).
@@ -107,24 +111,63 @@ impl UnpricedModel {
     }
 }
 
+/// At most this many label-set lists are memoized; past it the memo starts over (the
+/// attribute values come from clients).
+const MAX_MEMOIZED_SERIES: usize = 16_384;
+
 /// Derives the `genai_*` series from the GenAI histograms; see the module docs.
 #[derive(Debug)]
 pub struct GenAiDeriver {
     pricing: PricingHandle,
-    unpriced: Mutex<HashMap<(String, String), UnpricedModel>>,
+    unpriced: Mutex<UnpricedRegistry>,
+    /// The label sets derived for each identity, shared with the store (which
+    /// recognizes a known list by pointer and skips its label lookups).
+    memo: Mutex<SeriesMemo>,
+}
+
+/// The GenAI histograms the deriver reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum GenAiMetric {
+    RequestDuration,
+    TimeToFirstToken,
+    TimePerOutputToken,
+    TokenUsage,
+}
+
+impl GenAiMetric {
+    fn of(otlp_name: &str) -> Option<Self> {
+        match otlp_name {
+            OTLP_REQUEST_DURATION => Some(GenAiMetric::RequestDuration),
+            OTLP_TIME_TO_FIRST_TOKEN => Some(GenAiMetric::TimeToFirstToken),
+            OTLP_TIME_PER_OUTPUT_TOKEN => Some(GenAiMetric::TimePerOutputToken),
+            OTLP_TOKEN_USAGE => Some(GenAiMetric::TokenUsage),
+            _ => None,
+        }
+    }
+
+    /// The derived histogram's base name, for the duration metrics.
+    fn histogram_name(self) -> Option<&'static str> {
+        match self {
+            GenAiMetric::RequestDuration => Some(GENAI_REQUEST_DURATION_SECONDS),
+            GenAiMetric::TimeToFirstToken => Some(GENAI_TIME_TO_FIRST_TOKEN_SECONDS),
+            GenAiMetric::TimePerOutputToken => Some(GENAI_TIME_PER_OUTPUT_TOKEN_SECONDS),
+            GenAiMetric::TokenUsage => None,
+        }
+    }
 }
 
 /// The series labels common to every derived update of one data point.
-struct Identity {
-    service: String,
-    instance: String,
-    provider: String,
-    model: String,
-    operation: String,
+#[derive(Debug, PartialEq, Eq)]
+struct Identity<S> {
+    service: S,
+    instance: S,
+    provider: S,
+    model: S,
+    operation: S,
 }
 
-/// The first non-empty value of `key` in `attrs`.
-fn attr<'a>(attrs: &'a Attributes, key: &str) -> Option<&'a str> {
+/// The first non-empty value of `key` in rendered `attrs`.
+fn resource_attr<'a>(attrs: &'a Attributes, key: &str) -> Option<&'a str> {
     attrs
         .iter()
         .find(|(k, v)| k == key && !v.is_empty())
@@ -141,40 +184,227 @@ fn addable(value: f64) -> bool {
     value.is_finite() && value >= 0.0
 }
 
-impl Identity {
-    fn new(resource: &Attributes, attrs: &Attributes) -> Self {
-        let owned = |v: Option<&str>| v.unwrap_or_default().to_string();
+impl<'a> Identity<Cow<'a, str>> {
+    fn new(point: &ObservedPoint<'a>) -> Self {
+        let res = |key: &str| resource_attr(point.resource, key).map(Cow::Borrowed);
+        let attr = |key: &str| attribute(point.attributes, key);
+        let or_empty = |v: Option<Cow<'a, str>>| v.unwrap_or(Cow::Borrowed(""));
         Identity {
-            service: owned(
-                attr(resource, "aigw.service").or_else(|| attr(resource, "service.name")),
-            ),
-            instance: owned(attr(resource, "service.instance.id")),
-            provider: owned(
-                attr(attrs, "gen_ai.provider.name").or_else(|| attr(attrs, "gen_ai.system")),
-            ),
-            model: owned(
-                attr(attrs, "gen_ai.response.model")
-                    .or_else(|| attr(attrs, "gen_ai.request.model")),
-            ),
-            operation: owned(attr(attrs, "gen_ai.operation.name")),
+            service: or_empty(res("aigw.service").or_else(|| res("service.name"))),
+            instance: or_empty(res("service.instance.id")),
+            provider: or_empty(attr("gen_ai.provider.name").or_else(|| attr("gen_ai.system"))),
+            model: or_empty(attr("gen_ai.response.model").or_else(|| attr("gen_ai.request.model"))),
+            operation: or_empty(attr("gen_ai.operation.name")),
+        }
+    }
+}
+
+impl<S: AsRef<str>> Identity<S> {
+    fn fields(&self) -> [&str; 5] {
+        [
+            self.service.as_ref(),
+            self.instance.as_ref(),
+            self.provider.as_ref(),
+            self.model.as_ref(),
+            self.operation.as_ref(),
+        ]
+    }
+
+    fn to_owned_identity(&self) -> Identity<String> {
+        let [service, instance, provider, model, operation] = self.fields().map(str::to_string);
+        Identity {
+            service,
+            instance,
+            provider,
+            model,
+            operation,
         }
     }
 
     /// Labels `__name__`, service, instance, provider, model, and `extra`; an empty
     /// value drops its label.
     fn labels(&self, name: &str, with_operation: bool, extra: &[(&str, &str)]) -> Labels {
+        let [service, instance, provider, model, operation] = self.fields();
         let mut pairs: Vec<(&str, &str)> = vec![
             ("__name__", name),
-            (label::SERVICE, &self.service),
-            (label::INSTANCE, &self.instance),
-            (label::PROVIDER, &self.provider),
-            (label::MODEL, &self.model),
+            (label::SERVICE, service),
+            (label::INSTANCE, instance),
+            (label::PROVIDER, provider),
+            (label::MODEL, model),
         ];
         if with_operation {
-            pairs.push((label::OPERATION, &self.operation));
+            pairs.push((label::OPERATION, operation));
         }
         pairs.extend_from_slice(extra);
         Labels::from_pairs(pairs)
+    }
+}
+
+/// Everything a point's derived label sets depend on.
+#[derive(Debug, PartialEq, Eq)]
+struct SeriesKey<S, B> {
+    metric: GenAiMetric,
+    identity: Identity<S>,
+    /// `gen_ai.token.type` (token usage only).
+    token_type: S,
+    /// Whether the tokens have a price (token usage only).
+    priced: bool,
+    /// Whether durations are in milliseconds (scales the `le` bounds).
+    millis: bool,
+    /// The histogram's bounds as bits (durations only).
+    bounds: B,
+}
+
+type BorrowedKey<'a> = SeriesKey<Cow<'a, str>, &'a [f64]>;
+type OwnedKey = SeriesKey<String, Vec<u64>>;
+
+impl BorrowedKey<'_> {
+    fn hash(&self) -> u64 {
+        let mut h = KeyHasher::new();
+        h.write(&[
+            self.metric as u8,
+            u8::from(self.priced),
+            u8::from(self.millis),
+        ]);
+        for field in self.identity.fields() {
+            h.write(field.as_bytes());
+        }
+        h.write(self.token_type.as_bytes());
+        for b in self.bounds {
+            h.write(&b.to_bits().to_le_bytes());
+        }
+        let (a, b) = h.finish();
+        a ^ b.rotate_left(32)
+    }
+
+    fn matches(&self, owned: &OwnedKey) -> bool {
+        self.metric == owned.metric
+            && self.priced == owned.priced
+            && self.millis == owned.millis
+            && self.identity.fields() == owned.identity.fields()
+            && self.token_type == owned.token_type.as_str()
+            && self.bounds.len() == owned.bounds.len()
+            && self
+                .bounds
+                .iter()
+                .zip(&owned.bounds)
+                .all(|(b, o)| b.to_bits() == *o)
+    }
+
+    fn to_owned_key(&self) -> OwnedKey {
+        SeriesKey {
+            metric: self.metric,
+            identity: self.identity.to_owned_identity(),
+            token_type: self.token_type.to_string(),
+            priced: self.priced,
+            millis: self.millis,
+            bounds: self.bounds.iter().map(|b| b.to_bits()).collect(),
+        }
+    }
+
+    /// The derived label sets, in the order [`GenAiDeriver::observe`] writes values.
+    fn labels(&self) -> Arc<[Labels]> {
+        let id = &self.identity;
+        let Some(histogram) = self.metric.histogram_name() else {
+            let token_type = [(label::TYPE, self.token_type.as_ref())];
+            let money = if self.priced {
+                id.labels(GENAI_ESTIMATED_COST_USD_TOTAL, false, &[])
+            } else {
+                id.labels(GENAI_UNPRICED_TOKENS_TOTAL, false, &token_type)
+            };
+            return Arc::from([id.labels(GENAI_TOKENS_TOTAL, true, &token_type), money]);
+        };
+        let mut out = Vec::with_capacity(self.bounds.len() + 4);
+        if self.metric == GenAiMetric::RequestDuration {
+            out.push(id.labels(GENAI_REQUESTS_TOTAL, true, &[]));
+        }
+        let bucket = format!("{histogram}{BUCKET_SUFFIX}");
+        let mut kept = KeptBounds::new(scale(self.millis));
+        for &bound in self.bounds {
+            if let Some(bound) = kept.next(bound) {
+                out.push(id.labels(&bucket, true, &[(label::LE, &format_le(bound))]));
+            }
+        }
+        out.push(id.labels(&bucket, true, &[(label::LE, "+Inf")]));
+        out.push(id.labels(&format!("{histogram}{SUM_SUFFIX}"), true, &[]));
+        out.push(id.labels(&format!("{histogram}{COUNT_SUFFIX}"), true, &[]));
+        out.into()
+    }
+}
+
+/// The divisor that turns a duration histogram's values into seconds.
+fn scale(millis: bool) -> f64 {
+    if millis { 1000.0 } else { 1.0 }
+}
+
+/// Which bucket bounds become `le` series: scaled to seconds, in strictly ascending
+/// order, finite. A bound out of order, repeated or NaN is skipped; its count stays
+/// in the cumulative total of the next emitted bound.
+struct KeptBounds {
+    scale: f64,
+    previous: f64,
+}
+
+impl KeptBounds {
+    fn new(scale: f64) -> Self {
+        KeptBounds {
+            scale,
+            previous: f64::NEG_INFINITY,
+        }
+    }
+
+    /// The bound in seconds when it is kept.
+    fn next(&mut self, bound: f64) -> Option<f64> {
+        let bound = bound / self.scale;
+        if bound.is_finite() && bound > self.previous {
+            self.previous = bound;
+            Some(bound)
+        } else {
+            None
+        }
+    }
+}
+
+/// The (provider, model) pairs seen without a price, by provider then model.
+#[derive(Debug, Default)]
+struct UnpricedRegistry {
+    by_provider: HashMap<String, HashMap<String, UnpricedModel>>,
+    /// Pairs held, at most [`MAX_UNPRICED_MODELS`].
+    len: usize,
+}
+
+/// One memoized label-set list and what it was derived from.
+type MemoEntry = (OwnedKey, Arc<[Labels]>);
+
+/// Memoized label-set lists by key hash.
+#[derive(Debug, Default)]
+struct SeriesMemo {
+    by_hash: FastMap<u64, Vec<MemoEntry>>,
+    len: usize,
+}
+
+impl SeriesMemo {
+    /// The label sets of `key`, built on first use.
+    fn get(&mut self, key: &BorrowedKey<'_>) -> Arc<[Labels]> {
+        let hash = key.hash();
+        if let Some(found) = self
+            .by_hash
+            .get(&hash)
+            .and_then(|list| list.iter().find(|(k, _)| key.matches(k)))
+        {
+            return Arc::clone(&found.1);
+        }
+        if self.len >= MAX_MEMOIZED_SERIES {
+            self.by_hash.clear();
+            self.len = 0;
+        }
+        let labels = key.labels();
+        self.by_hash
+            .entry(hash)
+            .or_default()
+            .push((key.to_owned_key(), Arc::clone(&labels)));
+        self.len += 1;
+        labels
     }
 }
 
@@ -183,7 +413,8 @@ impl GenAiDeriver {
     pub fn new(pricing: PricingHandle) -> Self {
         GenAiDeriver {
             pricing,
-            unpriced: Mutex::new(HashMap::new()),
+            unpriced: Mutex::new(UnpricedRegistry::default()),
+            memo: Mutex::new(SeriesMemo::default()),
         }
     }
 
@@ -198,7 +429,9 @@ impl GenAiDeriver {
         let table = self.pricing.current();
         let registry = self.unpriced.lock();
         let mut out: Vec<UnpricedModel> = registry
+            .by_provider
             .values()
+            .flat_map(HashMap::values)
             .filter(|entry| {
                 let provider = Some(entry.provider.as_str()).filter(|p| !p.is_empty());
                 match table.price(provider, &entry.model) {
@@ -219,173 +452,142 @@ impl GenAiDeriver {
         out
     }
 
-    /// Derives the updates of one histogram point whose unit is known: `ms` durations
-    /// are converted to seconds. [`HistogramObserver::observe`] calls this with `s`,
-    /// as the trait does not carry the unit.
-    pub fn observe_with_unit(
-        &self,
-        resource: &Attributes,
-        metric_name: &str,
-        unit: &str,
-        attrs: &Attributes,
-        delta: &HistogramDelta<'_>,
-        out: &mut Vec<PointUpdate>,
-    ) {
-        let histogram = match metric_name {
-            OTLP_REQUEST_DURATION => GENAI_REQUEST_DURATION_SECONDS,
-            OTLP_TIME_TO_FIRST_TOKEN => GENAI_TIME_TO_FIRST_TOKEN_SECONDS,
-            OTLP_TIME_PER_OUTPUT_TOKEN => GENAI_TIME_PER_OUTPUT_TOKEN_SECONDS,
-            OTLP_TOKEN_USAGE => {
-                self.token_usage(&Identity::new(resource, attrs), attrs, delta, out);
-                return;
-            }
-            _ => return,
-        };
-        let identity = Identity::new(resource, attrs);
-        if metric_name == OTLP_REQUEST_DURATION {
-            out.push(PointUpdate {
-                labels: identity.labels(GENAI_REQUESTS_TOTAL, true, &[]),
-                ts_ns: delta.ts_ns,
-                value: delta.count as f64,
-                kind: UpdateKind::CounterAdd,
-            });
-        }
-        let scale = if is_milliseconds(unit) { 1000.0 } else { 1.0 };
-        push_histogram(&identity, histogram, scale, delta, out);
-    }
-
+    /// Token usage: `genai_tokens_total` and the cost (or the unpriced tokens).
     fn token_usage(
         &self,
-        identity: &Identity,
-        attrs: &Attributes,
-        delta: &HistogramDelta<'_>,
-        out: &mut Vec<PointUpdate>,
+        point: &ObservedPoint<'_>,
+        identity: Identity<Cow<'_, str>>,
+        out: &mut DerivedUpdates,
     ) {
-        if !addable(delta.sum) {
+        let sum = point.delta.sum;
+        if !addable(sum) {
             return;
         }
-        let token_type = attr(attrs, "gen_ai.token.type").unwrap_or_default();
-        let update = |labels: Labels, value: f64| PointUpdate {
-            labels,
-            ts_ns: delta.ts_ns,
-            value,
-            kind: UpdateKind::CounterAdd,
+        let token_type = attribute(point.attributes, "gen_ai.token.type").unwrap_or_default();
+        let rate = {
+            let table = self.pricing.current();
+            let provider = Some(identity.provider.as_ref()).filter(|p| !p.is_empty());
+            table
+                .price(provider, &identity.model)
+                .and_then(|price| price.rate_per_token(&token_type))
         };
-        out.push(update(
-            identity.labels(GENAI_TOKENS_TOTAL, true, &[(label::TYPE, token_type)]),
-            delta.sum,
-        ));
-        let table = self.pricing.current();
-        let provider = Some(identity.provider.as_str()).filter(|p| !p.is_empty());
-        let rate = table
-            .price(provider, &identity.model)
-            .and_then(|price| price.rate_per_token(token_type));
-        match rate {
-            Some(rate) => out.push(update(
-                identity.labels(GENAI_ESTIMATED_COST_USD_TOTAL, false, &[]),
-                delta.sum * rate,
-            )),
-            None => {
-                out.push(update(
-                    identity.labels(
-                        GENAI_UNPRICED_TOKENS_TOTAL,
-                        false,
-                        &[(label::TYPE, token_type)],
-                    ),
-                    delta.sum,
-                ));
-                self.record_unpriced(identity, token_type, delta);
-            }
+        if rate.is_none() {
+            self.record_unpriced(&identity, &token_type, &point.delta);
         }
+        let key = SeriesKey {
+            metric: GenAiMetric::TokenUsage,
+            identity,
+            token_type,
+            priced: rate.is_some(),
+            millis: false,
+            bounds: &[][..],
+        };
+        out.series = Some(self.memo.lock().get(&key));
+        out.values
+            .extend([sum, rate.map_or(sum, |rate| sum * rate)]);
     }
 
-    fn record_unpriced(&self, identity: &Identity, token_type: &str, delta: &HistogramDelta<'_>) {
+    /// A duration histogram: its buckets (cumulative over `le`), sum and count, and
+    /// for the request duration the request counter first.
+    fn duration(
+        &self,
+        metric: GenAiMetric,
+        point: &ObservedPoint<'_>,
+        identity: Identity<Cow<'_, str>>,
+        out: &mut DerivedUpdates,
+    ) {
+        let delta = &point.delta;
+        let millis = is_milliseconds(point.unit);
+        let count = delta.count as f64;
+        if metric == GenAiMetric::RequestDuration {
+            out.values.push(count);
+        }
+        let mut kept = KeptBounds::new(scale(millis));
+        let mut cumulative: u64 = 0;
+        for (i, &bound) in delta.bounds.iter().enumerate() {
+            cumulative =
+                cumulative.saturating_add(delta.bucket_counts.get(i).copied().unwrap_or(0));
+            if kept.next(bound).is_some() {
+                // A sender whose bucket counts add up to more than its count is
+                // inconsistent; clamping keeps the buckets non-decreasing up to
+                // `+Inf` = count.
+                out.values.push(cumulative.min(delta.count) as f64);
+            }
+        }
+        let sum = delta.sum / scale(millis);
+        out.values
+            .extend([count, if addable(sum) { sum } else { f64::NAN }, count]);
+        let key = SeriesKey {
+            metric,
+            identity,
+            token_type: Cow::Borrowed(""),
+            priced: false,
+            millis,
+            bounds: delta.bounds,
+        };
+        out.series = Some(self.memo.lock().get(&key));
+    }
+
+    fn record_unpriced<S: AsRef<str>>(
+        &self,
+        identity: &Identity<S>,
+        token_type: &str,
+        delta: &HistogramDelta<'_>,
+    ) {
+        let (provider, model) = (identity.provider.as_ref(), identity.model.as_ref());
         let mut registry = self.unpriced.lock();
-        let key = (identity.provider.clone(), identity.model.clone());
-        let len = registry.len();
-        let entry = match registry.get_mut(&key) {
+        let full = registry.len >= MAX_UNPRICED_MODELS;
+        let known = registry
+            .by_provider
+            .get(provider)
+            .is_some_and(|models| models.contains_key(model));
+        if !known {
+            if full {
+                return;
+            }
+            registry.len += 1;
+        }
+        // Looked up by borrowed strings: a known pair allocates nothing.
+        let models = match registry.by_provider.get_mut(provider) {
+            Some(models) => models,
+            None => registry
+                .by_provider
+                .entry(provider.to_string())
+                .or_default(),
+        };
+        let entry = match models.get_mut(model) {
             Some(entry) => entry,
-            None if len < MAX_UNPRICED_MODELS => {
-                registry.entry(key).or_insert_with(|| UnpricedModel {
-                    provider: identity.provider.clone(),
-                    model: identity.model.clone(),
+            None => models
+                .entry(model.to_string())
+                .or_insert_with(|| UnpricedModel {
+                    provider: provider.to_string(),
+                    model: model.to_string(),
                     tokens: BTreeMap::new(),
                     last_seen_ns: delta.ts_ns,
-                })
-            }
-            None => return,
+                }),
         };
-        *entry.tokens.entry(token_type.to_string()).or_insert(0.0) += delta.sum;
+        match entry.tokens.get_mut(token_type) {
+            Some(total) => *total += delta.sum,
+            None => {
+                entry.tokens.insert(token_type.to_string(), delta.sum);
+            }
+        }
         entry.last_seen_ns = entry.last_seen_ns.max(delta.ts_ns);
     }
 }
 
-/// Pushes `<name>_bucket` (cumulative over `le`, one per bound and `+Inf`), `_sum` and
-/// `_count` for one delta; bounds and sum are divided by `scale` (1000 for ms).
-fn push_histogram(
-    identity: &Identity,
-    name: &str,
-    scale: f64,
-    delta: &HistogramDelta<'_>,
-    out: &mut Vec<PointUpdate>,
-) {
-    let update = |labels: Labels, value: f64| PointUpdate {
-        labels,
-        ts_ns: delta.ts_ns,
-        value,
-        kind: UpdateKind::CounterAdd,
-    };
-    let bucket_name = format!("{name}{BUCKET_SUFFIX}");
-    let mut cumulative: u64 = 0;
-    let mut previous_bound = f64::NEG_INFINITY;
-    for (i, &bound) in delta.bounds.iter().enumerate() {
-        cumulative = cumulative.saturating_add(delta.bucket_counts.get(i).copied().unwrap_or(0));
-        let bound = bound / scale;
-        // Skip bounds out of order, repeated, NaN or infinite (the `+Inf` bucket comes
-        // last); their counts stay in the cumulative total of the next emitted bound.
-        if !(bound.is_finite() && bound > previous_bound) {
-            continue;
-        }
-        previous_bound = bound;
-        // A sender whose bucket counts add up to more than its count is inconsistent;
-        // clamping keeps the buckets non-decreasing up to `+Inf` = count.
-        let value = cumulative.min(delta.count);
-        let le = format_le(bound);
-        out.push(update(
-            identity.labels(&bucket_name, true, &[(label::LE, &le)]),
-            value as f64,
-        ));
-    }
-    out.push(update(
-        identity.labels(&bucket_name, true, &[(label::LE, "+Inf")]),
-        delta.count as f64,
-    ));
-    let sum = delta.sum / scale;
-    if addable(sum) {
-        out.push(update(
-            identity.labels(&format!("{name}{SUM_SUFFIX}"), true, &[]),
-            sum,
-        ));
-    }
-    out.push(update(
-        identity.labels(&format!("{name}{COUNT_SUFFIX}"), true, &[]),
-        delta.count as f64,
-    ));
-}
-
 impl HistogramObserver for GenAiDeriver {
-    /// Derives with the unit assumed to be seconds, as the GenAI semantic conventions
-    /// and the Envoy AI Gateway send it; see [`GenAiDeriver::observe_with_unit`].
-    fn observe(
-        &self,
-        resource: &Attributes,
-        metric_name: &str,
-        unit: &str,
-        attrs: &Attributes,
-        delta: &HistogramDelta<'_>,
-        out: &mut Vec<PointUpdate>,
-    ) {
-        self.observe_with_unit(resource, metric_name, unit, attrs, delta, out);
+    /// Derives the `genai_*` increments of one GenAI histogram point; durations in
+    /// `ms` are converted to seconds.
+    fn observe(&self, point: &ObservedPoint<'_>, out: &mut DerivedUpdates) {
+        let Some(metric) = GenAiMetric::of(point.metric_name) else {
+            return;
+        };
+        let identity = Identity::new(point);
+        match metric {
+            GenAiMetric::TokenUsage => self.token_usage(point, identity, out),
+            _ => self.duration(metric, point, identity, out),
+        }
     }
 }
 
@@ -394,7 +596,52 @@ impl HistogramObserver for GenAiDeriver {
 mod tests {
     use super::*;
     use crate::pricing::PricingTable;
+    use crate::types::{PointUpdate, UpdateKind};
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
     use proptest::prelude::*;
+
+    /// String attributes as OTLP sends them.
+    fn key_values(attrs: &[(String, String)]) -> Vec<KeyValue> {
+        attrs
+            .iter()
+            .map(|(k, v)| KeyValue {
+                key: k.clone(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(v.clone())),
+                }),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    /// Runs the deriver on one point with string attributes `attrs`; appends what it
+    /// derived to `out` as updates.
+    fn observe(
+        deriver: &GenAiDeriver,
+        resource: &Attributes,
+        metric_name: &str,
+        unit: &str,
+        attrs: &[(String, String)],
+        delta: &HistogramDelta<'_>,
+        out: &mut Vec<PointUpdate>,
+    ) {
+        let attributes = key_values(attrs);
+        let point = ObservedPoint {
+            resource,
+            metric_name,
+            unit,
+            attributes: &attributes,
+            delta: delta.clone(),
+        };
+        let mut derived = DerivedUpdates::default();
+        deriver.observe(&point, &mut derived);
+        assert_eq!(
+            derived.values.len(),
+            derived.series.as_ref().map_or(0, |s| s.len()),
+            "one value per derived series"
+        );
+        out.extend(derived.to_updates(delta.ts_ns));
+    }
 
     const TOKEN_BOUNDS: [f64; 14] = [
         1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0,
@@ -471,7 +718,8 @@ mod tests {
                 bounds: &TOKEN_BOUNDS,
                 bucket_counts: &counts,
             };
-            deriver.observe(
+            observe(
+                &deriver,
                 &resource,
                 OTLP_TOKEN_USAGE,
                 "token",
@@ -534,7 +782,8 @@ mod tests {
                 bounds: &TOKEN_BOUNDS,
                 bucket_counts: &counts,
             };
-            deriver.observe(
+            observe(
+                &deriver,
                 &resource,
                 OTLP_TOKEN_USAGE,
                 "token",
@@ -619,7 +868,8 @@ mod tests {
             bucket_counts: &counts,
         };
         let mut out = Vec::new();
-        deriver.observe(
+        observe(
+            &deriver,
             &resource(),
             OTLP_REQUEST_DURATION,
             "s",
@@ -681,7 +931,8 @@ mod tests {
             ),
         ] {
             let mut out = Vec::new();
-            deriver.observe(
+            observe(
+                &deriver,
                 &resource(),
                 metric,
                 "s",
@@ -727,7 +978,8 @@ mod tests {
             bucket_counts: &counts,
         };
         let mut out = Vec::new();
-        deriver.observe_with_unit(
+        observe(
+            &deriver,
             &resource(),
             OTLP_REQUEST_DURATION,
             "ms",
@@ -765,7 +1017,8 @@ mod tests {
 
         // Token usage is not a duration: a unit never rescales it.
         let mut out = Vec::new();
-        deriver.observe_with_unit(
+        observe(
+            &deriver,
             &resource(),
             OTLP_TOKEN_USAGE,
             "ms",
@@ -790,7 +1043,8 @@ mod tests {
         };
         let requests = |resource: &[(String, String)], attrs: &[(String, String)]| {
             let mut out = Vec::new();
-            deriver.observe(
+            observe(
+                &deriver,
                 resource,
                 OTLP_REQUEST_DURATION,
                 "s",
@@ -840,6 +1094,74 @@ mod tests {
         );
     }
 
+    /// Points of one identity share one label-set list (the store's fast path);
+    /// anything that changes the labels gets another.
+    #[test]
+    fn label_sets_are_shared_per_identity() {
+        let deriver = deriver_with(LLAMA_PRICED);
+        let derive = |metric: &str, unit: &str, attrs: &[(String, String)], bounds: &[f64]| {
+            let counts = vec![1; bounds.len() + 1];
+            let point = ObservedPoint {
+                resource: &[],
+                metric_name: metric,
+                unit,
+                attributes: &key_values(attrs),
+                delta: HistogramDelta {
+                    ts_ns: 1,
+                    count: counts.len() as u64,
+                    sum: 2.0,
+                    bounds,
+                    bucket_counts: &counts,
+                },
+            };
+            let mut out = DerivedUpdates::default();
+            deriver.observe(&point, &mut out);
+            out.series.unwrap()
+        };
+        let model = |m: &str| pairs(&[("gen_ai.request.model", m), ("gen_ai.token.type", "input")]);
+        let first = derive(OTLP_REQUEST_DURATION, "s", &model("a"), &[1.0, 2.0]);
+        let same = derive(OTLP_REQUEST_DURATION, "s", &model("a"), &[1.0, 2.0]);
+        assert!(Arc::ptr_eq(&first, &same));
+        for other in [
+            derive(OTLP_REQUEST_DURATION, "s", &model("b"), &[1.0, 2.0]),
+            derive(OTLP_REQUEST_DURATION, "ms", &model("a"), &[1.0, 2.0]),
+            derive(OTLP_REQUEST_DURATION, "s", &model("a"), &[1.0, 3.0]),
+            derive(OTLP_TIME_TO_FIRST_TOKEN, "s", &model("a"), &[1.0, 2.0]),
+        ] {
+            assert!(!Arc::ptr_eq(&first, &other));
+            assert_ne!(first[..], other[..]);
+        }
+        // Priced and unpriced token usage of one model name differ by token type.
+        let priced = derive(
+            OTLP_TOKEN_USAGE,
+            "token",
+            &pairs(&[
+                ("gen_ai.provider.name", "openai"),
+                ("gen_ai.request.model", "llama3.2"),
+                ("gen_ai.token.type", "input"),
+            ]),
+            &[],
+        );
+        let unpriced = derive(
+            OTLP_TOKEN_USAGE,
+            "token",
+            &pairs(&[
+                ("gen_ai.provider.name", "openai"),
+                ("gen_ai.request.model", "llama3.2"),
+                ("gen_ai.token.type", "reasoning"),
+            ]),
+            &[],
+        );
+        assert_eq!(
+            priced[1].get("__name__"),
+            Some(GENAI_ESTIMATED_COST_USD_TOTAL)
+        );
+        assert_eq!(
+            unpriced[1].get("__name__"),
+            Some(GENAI_UNPRICED_TOKENS_TOTAL)
+        );
+    }
+
     #[test]
     fn other_metrics_push_nothing() {
         let deriver = deriver_with(LLAMA_PRICED);
@@ -856,7 +1178,8 @@ mod tests {
             "gen_ai_client_token_usage",
             "",
         ] {
-            deriver.observe(
+            observe(
+                &deriver,
                 &resource(),
                 name,
                 "token",
@@ -879,7 +1202,8 @@ mod tests {
             bucket_counts: &[1],
         };
         let mut out = Vec::new();
-        deriver.observe(
+        observe(
+            &deriver,
             &resource(),
             OTLP_TOKEN_USAGE,
             "token",
@@ -914,7 +1238,15 @@ mod tests {
                 ("gen_ai.request.model", &format!("model-{i}")),
                 ("gen_ai.token.type", "input"),
             ]);
-            deriver.observe(&[], OTLP_TOKEN_USAGE, "token", &attrs, &delta, &mut out);
+            observe(
+                &deriver,
+                &[],
+                OTLP_TOKEN_USAGE,
+                "token",
+                &attrs,
+                &delta,
+                &mut out,
+            );
         }
         let report = deriver.unpriced();
         assert_eq!(report.len(), MAX_UNPRICED_MODELS);
@@ -951,7 +1283,8 @@ mod tests {
             bucket_counts: &counts,
         };
         let mut out = Vec::new();
-        deriver.observe(
+        observe(
+            &deriver,
             &resource(),
             OTLP_TIME_TO_FIRST_TOKEN,
             "s",
@@ -1003,7 +1336,7 @@ mod tests {
             };
             let unit = if unit_ms { "ms" } else { "s" };
             let mut out = Vec::new();
-            deriver.observe_with_unit(&resource(), OTLP_REQUEST_DURATION, unit, &point_attrs(None), &delta, &mut out);
+            observe(&deriver, &resource(), OTLP_REQUEST_DURATION, unit, &point_attrs(None), &delta, &mut out);
             let buckets: Vec<(String, f64)> = out
                 .iter()
                 .filter(|u| u.labels.get("__name__") == Some("genai_request_duration_seconds_bucket"))

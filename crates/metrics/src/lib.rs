@@ -27,5 +27,6 @@ pub use pricing::{
 pub use store::{MetricStore, SeriesSamples, StoreOptions, StoreStats};
 
 pub use types::{
-    Attributes, HistogramDelta, HistogramObserver, PointUpdate, UpdateKind, format_le,
+    Attributes, DerivedUpdates, HistogramDelta, HistogramObserver, ObservedPoint, PointUpdate,
+    UpdateKind, attribute, format_le,
 };

@@ -26,7 +26,9 @@ use crate::accumulate::{
     histogram_increment, updown_delta,
 };
 use crate::naming::{MetricKind, prometheus_metric_name, render_any_value, sanitize_label_name};
-use crate::types::{HistogramDelta, HistogramObserver, PointUpdate, UpdateKind, format_le};
+use crate::types::{
+    DerivedUpdates, HistogramDelta, HistogramObserver, ObservedPoint, UpdateKind, format_le,
+};
 
 /// How many error messages an [`IngestOutcome`] keeps.
 const MAX_ERRORS: usize = 10;
@@ -133,8 +135,9 @@ pub(crate) trait Sink {
     ) -> bool;
     /// Remembers the series ids a stream fed with `shape`, in emission order.
     fn remember(&mut self, key: StreamKey, shape: u64, ids: Vec<u64>);
-    /// The updates the observer derived from one point of stream `key` (drained).
-    fn emit_derived(&mut self, key: &StreamKey, updates: &mut Vec<PointUpdate>);
+    /// The counter increments the observer derived from one point of stream `key`,
+    /// at `ts_ns`.
+    fn emit_derived(&mut self, key: &StreamKey, ts_ns: i64, derived: &DerivedUpdates);
 }
 
 /// Mixes `v` into the shape hash `h` (series names and bounds of a stream's points).
@@ -221,7 +224,7 @@ pub(crate) fn convert<S: Sink>(
         le_bounds: Vec::new(),
         le_strings: Vec::new(),
         warnings: Vec::new(),
-        derived: Vec::new(),
+        derived: DerivedUpdates::default(),
         order: Vec::new(),
         values: Vec::new(),
     };
@@ -261,7 +264,7 @@ struct Converter<'a, S: Sink> {
     le_bounds: Vec<f64>,
     le_strings: Vec<String>,
     warnings: Vec<String>,
-    derived: Vec<PointUpdate>,
+    derived: DerivedUpdates,
     /// Scratch: attribute indices sorted by key.
     order: Vec<usize>,
     /// Scratch: the values of one histogram point's series.
@@ -663,39 +666,36 @@ impl<S: Sink> Converter<'_, S> {
             self.values.push(inc.sum);
         }
         self.values.push(inc.count as f64);
-        let mut attrs = None;
         if !self
             .sink
             .emit_cached(&key, shape, ts, UpdateKind::CounterAdd, &self.values)
         {
-            let rendered = render_attrs(&p.attributes);
-            let base = Self::series_base(res, &rendered);
+            let base = Self::series_base(res, &render_attrs(&p.attributes));
             if let Some(ids) =
                 self.emit_histogram(&base, names, &p.explicit_bounds, &inc, has_sum, ts)
             {
                 self.sink.remember(key, shape, ids);
             }
-            attrs = Some(rendered);
         }
         if let Some(observer) = self.observer {
-            let attrs = attrs.unwrap_or_else(|| render_attrs(&p.attributes));
-            let delta = HistogramDelta {
-                ts_ns: ts,
-                count: inc.count,
-                sum: inc.sum,
-                bounds: &p.explicit_bounds,
-                bucket_counts: &inc.buckets,
+            let point = ObservedPoint {
+                resource: res.attrs,
+                metric_name: name,
+                unit: &names.unit,
+                attributes: &p.attributes,
+                delta: HistogramDelta {
+                    ts_ns: ts,
+                    count: inc.count,
+                    sum: inc.sum,
+                    bounds: &p.explicit_bounds,
+                    bucket_counts: &inc.buckets,
+                },
             };
-            observer.observe(
-                res.attrs,
-                name,
-                &names.unit,
-                &attrs,
-                &delta,
-                &mut self.derived,
-            );
-            self.sink.emit_derived(&key, &mut self.derived);
             self.derived.clear();
+            observer.observe(&point, &mut self.derived);
+            if self.derived.series.is_some() {
+                self.sink.emit_derived(&key, ts, &self.derived);
+            }
         }
         self.outcome.accepted_points += 1;
     }

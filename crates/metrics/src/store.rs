@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use inferscope_model::{LabelMatcher, Labels, matches_all};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -25,7 +26,7 @@ use crate::accumulate::{FastMap, StreamKey, StreamState};
 use crate::error::MetricsError;
 use crate::otlp::{self, IngestOutcome, SeriesBase, Sink, labels_hash, pair_hash};
 use crate::persist::{self, Dec, Enc, Record, SampleRec, Wal};
-use crate::types::{HistogramObserver, PointUpdate, UpdateKind};
+use crate::types::{DerivedUpdates, HistogramObserver, PointUpdate, UpdateKind};
 
 /// Store settings.
 #[derive(Debug, Clone, Default)]
@@ -68,7 +69,14 @@ struct Series {
 
 impl Series {
     fn apply(&mut self, ts: i64, value: f64, kind: UpdateKind) {
-        let pos = self.samples.partition_point(|s| s.0 < ts);
+        // Almost every update is at or after the series' last sample: find its place
+        // from the end, without a binary search over samples that are not in cache.
+        let pos = match self.samples.last() {
+            None => 0,
+            Some(last) if last.0 < ts => self.samples.len(),
+            Some(last) if last.0 == ts => self.samples.len() - 1,
+            Some(_) => self.samples.partition_point(|s| s.0 < ts),
+        };
         match kind {
             UpdateKind::GaugeSet => match self.samples.get_mut(pos) {
                 Some(s) if s.0 == ts => s.1 = value,
@@ -115,8 +123,16 @@ struct TenantData {
     /// cleared whenever series are dropped.
     stream_ids: FastMap<StreamKey, CachedIds>,
     /// Per source stream: the series of the observer's derived updates of its last
-    /// point, by position (checked against the labels before use).
-    derived_ids: FastMap<StreamKey, Box<[u64]>>,
+    /// point, by position, valid for the label sets they were found for.
+    derived_ids: FastMap<StreamKey, DerivedIds>,
+}
+
+/// The series ids of an observer's shared label sets, by position (`u64::MAX` for
+/// one not looked up yet).
+#[derive(Clone)]
+struct DerivedIds {
+    series: Arc<[Labels]>,
+    ids: Box<[u64]>,
 }
 
 /// The series one stream's points fed, for one shape (names and bounds).
@@ -129,7 +145,7 @@ struct CachedIds {
 #[derive(Default)]
 struct CacheUpdates {
     ids: FastMap<StreamKey, CachedIds>,
-    derived: FastMap<StreamKey, Box<[u64]>>,
+    derived: FastMap<StreamKey, DerivedIds>,
 }
 
 impl TenantData {
@@ -180,16 +196,6 @@ impl TenantData {
     fn apply_cache(&mut self, cache: CacheUpdates) {
         self.stream_ids.extend(cache.ids);
         self.derived_ids.extend(cache.derived);
-    }
-
-    /// The labels of series `id`, committed or created by `batch`.
-    fn labels_of<'a>(&'a self, id: u64, batch: &'a [(u64, Labels)]) -> Option<&'a Labels> {
-        if let Some(s) = self.series.get(&id) {
-            return Some(&s.labels);
-        }
-        let first = batch.first()?.0;
-        let (bid, labels) = batch.get(usize::try_from(id.checked_sub(first)?).ok()?)?;
-        (*bid == id).then_some(labels)
     }
 
     fn rebuild_index(&mut self) {
@@ -630,8 +636,6 @@ struct BatchBuilder<'a> {
     samples: Vec<SampleRec>,
     states: FastMap<StreamKey, StreamState>,
     cache: CacheUpdates,
-    /// Scratch for [`Sink::emit_derived`].
-    derived_scratch: Vec<u64>,
 }
 
 impl<'a> BatchBuilder<'a> {
@@ -644,7 +648,6 @@ impl<'a> BatchBuilder<'a> {
             samples: Vec::new(),
             states: FastMap::default(),
             cache: CacheUpdates::default(),
-            derived_scratch: Vec::new(),
         }
     }
 
@@ -659,20 +662,6 @@ impl<'a> BatchBuilder<'a> {
             },
             self.cache,
         )
-    }
-
-    /// The labels of series `id`, committed or created in this batch.
-    fn labels_of(&self, id: u64) -> Option<&Labels> {
-        match self.tenant {
-            Some(t) => t.labels_of(id, &self.new_series),
-            None => {
-                let first = self.new_series.first()?.0;
-                let (bid, labels) = self
-                    .new_series
-                    .get(usize::try_from(id.checked_sub(first)?).ok()?)?;
-                (*bid == id).then_some(labels)
-            }
-        }
     }
 
     /// The id of the series `labels`, created if new; `None` when the update is
@@ -835,51 +824,59 @@ impl Sink for BatchBuilder<'_> {
         );
     }
 
-    fn emit_derived(&mut self, key: &StreamKey, updates: &mut Vec<PointUpdate>) {
-        let mut ids = std::mem::take(&mut self.derived_scratch);
-        ids.clear();
-        let mut changed = false;
+    fn emit_derived(&mut self, key: &StreamKey, ts_ns: i64, derived: &DerivedUpdates) {
+        let Some(series) = &derived.series else {
+            return;
+        };
+        let cached = self
+            .cache
+            .derived
+            .get(key)
+            .or_else(|| self.tenant.and_then(|t| t.derived_ids.get(key)))
+            .filter(|c| Arc::ptr_eq(&c.series, series));
+        // Known label sets whose series were all found: no lookup at all.
+        if let Some(c) = cached
+            && c.ids.iter().all(|&id| id != u64::MAX)
         {
-            let cached: &[u64] = match self.cache.derived.get(key) {
-                Some(c) => c,
-                None => self
-                    .tenant
-                    .and_then(|t| t.derived_ids.get(key))
-                    .map_or(&[][..], |c| c),
-            };
-            // Copied so the lookups below may create series.
-            ids.extend_from_slice(cached);
-            changed |= ids.len() != updates.len();
-            ids.resize(updates.len(), u64::MAX);
+            let samples = c.ids.iter().zip(&derived.values);
+            self.samples
+                .extend(
+                    samples
+                        .filter(|(_, v)| !v.is_nan())
+                        .map(|(&id, &value)| SampleRec {
+                            id,
+                            ts: ts_ns,
+                            value,
+                            kind: UpdateKind::CounterAdd,
+                        }),
+                );
+            return;
         }
-        for (i, u) in updates.drain(..).enumerate() {
-            let known = ids[i];
-            let id = if known != u64::MAX
-                && !u.value.is_nan()
-                && self.labels_of(known).is_some_and(|l| *l == u.labels)
-            {
-                Some(known)
-            } else {
-                self.update_id(&u.labels, u.value)
-            };
-            let stored = id.unwrap_or(u64::MAX);
-            if stored != known {
-                ids[i] = stored;
-                changed = true;
+        let mut ids: Box<[u64]> = match cached {
+            Some(c) => c.ids.clone(),
+            None => vec![u64::MAX; series.len()].into_boxed_slice(),
+        };
+        for ((id, labels), &value) in ids.iter_mut().zip(series.iter()).zip(&derived.values) {
+            if *id == u64::MAX {
+                // A NaN value leaves an unknown series unknown (and uncreated).
+                *id = self.update_id(labels, value).unwrap_or(u64::MAX);
             }
-            if let Some(id) = id {
+            if *id != u64::MAX && !value.is_nan() {
                 self.samples.push(SampleRec {
-                    id,
-                    ts: u.ts_ns,
-                    value: u.value,
-                    kind: u.kind,
+                    id: *id,
+                    ts: ts_ns,
+                    value,
+                    kind: UpdateKind::CounterAdd,
                 });
             }
         }
-        if changed {
-            self.cache.derived.insert(*key, ids.as_slice().into());
-        }
-        self.derived_scratch = ids;
+        self.cache.derived.insert(
+            *key,
+            DerivedIds {
+                series: Arc::clone(series),
+                ids,
+            },
+        );
     }
 }
 

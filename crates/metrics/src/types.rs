@@ -1,7 +1,13 @@
 //! The types shared by the OTLP conversion, the GenAI derivation and the store:
 //! a normalized update to one series, and a histogram point in delta form.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use inferscope_model::Labels;
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+
+use crate::naming::render_any_value;
 
 /// How an update changes its series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,20 +54,81 @@ pub struct HistogramDelta<'a> {
 /// (`gen_ai.request.model`, `service.instance.id`).
 pub type Attributes = [(String, String)];
 
-/// Receives every histogram data point after temporality normalization, with its
-/// resource and point attributes, and may add derived updates (the GenAI series).
+/// One histogram data point after temporality normalization, as an observer sees it.
+#[derive(Debug, Clone)]
+pub struct ObservedPoint<'a> {
+    /// The resource's attributes, rendered once per resource, sorted by key.
+    pub resource: &'a Attributes,
+    /// The OTLP metric name as sent (`gen_ai.server.request.duration`).
+    pub metric_name: &'a str,
+    /// The metric's OTLP unit as sent (`s`, `ms`, `token`).
+    pub unit: &'a str,
+    /// The point's attributes as sent; [`attribute`] reads one without copying.
+    pub attributes: &'a [KeyValue],
+    /// The point's increment.
+    pub delta: HistogramDelta<'a>,
+}
+
+/// The value of attribute `key` (the first one, if repeated), rendered as a string
+/// (borrowed when it is a string); `None` when absent or empty.
+pub fn attribute<'a>(attrs: &'a [KeyValue], key: &str) -> Option<Cow<'a, str>> {
+    let kv = attrs.iter().find(|kv| kv.key == key)?;
+    let value = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => Cow::Borrowed(s.as_str()),
+        _ => Cow::Owned(render_any_value(kv.value.as_ref())),
+    };
+    (!value.is_empty()).then_some(value)
+}
+
+/// What an observer derived from one point: one counter increment per series, all at
+/// the point's time.
+///
+/// `series` is shared: an observer hands out the same `Arc` every time a point maps
+/// to the same label sets, so the store recognizes it by pointer and reuses the
+/// series ids it found the last time, without comparing labels. A different `Arc`
+/// with equal contents is still correct, only slower.
+#[derive(Debug, Clone, Default)]
+pub struct DerivedUpdates {
+    /// The derived series' label sets (`__name__` included); `None` when the point
+    /// derives nothing.
+    pub series: Option<Arc<[Labels]>>,
+    /// The increment of each series of `series`, by position; NaN leaves that
+    /// series alone for this point.
+    pub values: Vec<f64>,
+}
+
+impl DerivedUpdates {
+    /// Empties the updates for the next point (keeping the allocation).
+    pub fn clear(&mut self) {
+        self.series = None;
+        self.values.clear();
+    }
+
+    /// The updates as [`PointUpdate`]s at `ts_ns`, NaN values left out.
+    pub fn to_updates(&self, ts_ns: i64) -> Vec<PointUpdate> {
+        let Some(series) = &self.series else {
+            return Vec::new();
+        };
+        series
+            .iter()
+            .zip(&self.values)
+            .filter(|(_, v)| !v.is_nan())
+            .map(|(labels, &value)| PointUpdate {
+                labels: labels.clone(),
+                ts_ns,
+                value,
+                kind: UpdateKind::CounterAdd,
+            })
+            .collect()
+    }
+}
+
+/// Receives every histogram data point after temporality normalization and may
+/// derive counter increments of other series from it (the GenAI series).
 pub trait HistogramObserver: Send + Sync {
-    /// Called once per normalized histogram data point; pushes derived updates to
-    /// `out`. `unit` is the metric's OTLP unit as sent (`s`, `ms`, `token`).
-    fn observe(
-        &self,
-        resource: &Attributes,
-        metric_name: &str,
-        unit: &str,
-        attrs: &Attributes,
-        delta: &HistogramDelta<'_>,
-        out: &mut Vec<PointUpdate>,
-    );
+    /// Called once per normalized histogram data point with `out` cleared; leaves
+    /// `out.series` `None` when the point derives nothing.
+    fn observe(&self, point: &ObservedPoint<'_>, out: &mut DerivedUpdates);
 }
 
 /// Formats a bucket upper bound as the `le` label value the Prometheus clients write:

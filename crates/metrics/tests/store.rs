@@ -1,9 +1,11 @@
 //! End-to-end tests of the metric store: OTLP in, Prometheus series out, durability,
 //! rejection of bad points, retention, tenants.
 
+use std::sync::Arc;
+
 use inferscope_metrics::{
-    Attributes, HistogramDelta, HistogramObserver, MetricStore, PointUpdate, StoreOptions,
-    UpdateKind,
+    DerivedUpdates, HistogramObserver, MetricStore, ObservedPoint, PointUpdate, StoreOptions,
+    UpdateKind, attribute,
 };
 use inferscope_model::{LabelMatcher, Labels, MatchOp};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -520,43 +522,61 @@ fn tenants_are_isolated() {
     );
 }
 
-struct CountObserver;
+/// Derives a request counter per model, and a series whose value is always NaN (so
+/// never written). With `share`, the label sets of a model are one `Arc` (the
+/// store's fast path); without, a new one per point (its label lookup).
+#[derive(Default)]
+struct CountObserver {
+    share: bool,
+    shared: std::sync::Mutex<std::collections::HashMap<String, Arc<[Labels]>>>,
+}
 
 impl HistogramObserver for CountObserver {
-    fn observe(
-        &self,
-        resource: &Attributes,
-        metric_name: &str,
-        _unit: &str,
-        attrs: &Attributes,
-        delta: &HistogramDelta<'_>,
-        out: &mut Vec<PointUpdate>,
-    ) {
-        assert_eq!(metric_name, "gen_ai.server.request.duration");
+    fn observe(&self, point: &ObservedPoint<'_>, out: &mut DerivedUpdates) {
+        assert_eq!(point.metric_name, "gen_ai.server.request.duration");
         assert!(
-            resource
+            point
+                .resource
                 .iter()
                 .any(|(k, v)| k == "service.name" && v == "gw")
         );
-        let model = attrs
-            .iter()
-            .find(|(k, _)| k == "gen_ai.request.model")
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("");
-        out.push(PointUpdate {
-            labels: Labels::from_pairs([("__name__", "genai_requests_total"), ("model", model)]),
-            ts_ns: delta.ts_ns,
-            value: delta.count as f64,
-            kind: UpdateKind::CounterAdd,
-        });
+        let model = attribute(point.attributes, "gen_ai.request.model").unwrap_or_default();
+        let make = || -> Arc<[Labels]> {
+            Arc::from([
+                Labels::from_pairs([("__name__", "genai_requests_total"), ("model", &model)]),
+                Labels::from_pairs([("__name__", "never_written"), ("model", &model)]),
+            ])
+        };
+        let series = if self.share {
+            let mut shared = self.shared.lock().expect("lock");
+            Arc::clone(shared.entry(model.to_string()).or_insert_with(make))
+        } else {
+            make()
+        };
+        out.series = Some(series);
+        out.values.extend([point.delta.count as f64, f64::NAN]);
     }
 }
 
 #[test]
 fn observer_sees_normalized_deltas_and_its_updates_are_stored() {
+    for share in [false, true] {
+        observer_updates_are_stored(share);
+    }
+}
+
+fn observer_updates_are_stored(share: bool) {
+    let observer = CountObserver {
+        share,
+        ..Default::default()
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
-    for (t, buckets) in [(10, vec![1, 1, 0]), (20, vec![2, 2, 1])] {
+    for (t, buckets) in [
+        (10, vec![1, 1, 0]),
+        (20, vec![2, 2, 1]),
+        (25, vec![3, 2, 1]),
+    ] {
         store
             .ingest(
                 "t",
@@ -564,14 +584,16 @@ fn observer_sees_normalized_deltas_and_its_updates_are_stored() {
                     CUMULATIVE,
                     vec![hist_point(1, t * SEC, 1.0, buckets)],
                 )]),
-                Some(&CountObserver),
+                Some(&observer),
             )
             .expect("ingest");
     }
     assert_eq!(
         values(&store, "t", "genai_requests_total", &[]),
-        vec![(ts(10), 2.0), (ts(20), 5.0)]
+        vec![(ts(10), 2.0), (ts(20), 5.0), (ts(25), 6.0)],
+        "share {share}"
     );
+    assert!(values(&store, "t", "never_written", &[]).is_empty());
     store
         .apply(
             "t",
@@ -585,6 +607,6 @@ fn observer_sees_normalized_deltas_and_its_updates_are_stored() {
         .expect("apply");
     assert_eq!(
         values(&store, "t", "genai_requests_total", &[]).last(),
-        Some(&(ts(30), 6.0))
+        Some(&(ts(30), 7.0))
     );
 }
