@@ -32,6 +32,8 @@ fn walk_metric(m: &MetricExpr, input: &str) {
             walk_metric(&b.rhs, input);
         }
         MetricExpr::LabelReplace(l) => walk_metric(&l.inner, input),
+        // PromQL-only nodes; LogQL never produces them.
+        MetricExpr::Function(_) | MetricExpr::HistogramQuantile(_) => {}
         MetricExpr::Literal(_) | MetricExpr::VectorLiteral(_) => {}
     }
 }

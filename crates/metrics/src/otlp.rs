@@ -15,7 +15,7 @@
 
 use inferscope_model::Labels;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
     ExponentialHistogramDataPoint, HistogramDataPoint, NumberDataPoint, metric::Data,
     number_data_point,
@@ -108,7 +108,8 @@ pub(crate) trait Sink {
     fn stream_state(&self, key: &StreamKey) -> Option<&StreamState>;
     /// Records a stream's new state.
     fn set_stream_state(&mut self, key: StreamKey, state: StreamState);
-    /// One update of the series `base` + `__name__=name` (+ `extra`).
+    /// One update of the series `base` + `__name__=name` (+ `extra`); returns the
+    /// series id, or `None` when the update was dropped.
     fn emit(
         &mut self,
         base: &SeriesBase,
@@ -117,9 +118,37 @@ pub(crate) trait Sink {
         ts_ns: i64,
         value: f64,
         kind: UpdateKind,
-    );
-    /// One update computed elsewhere (the observer's derived series).
-    fn emit_update(&mut self, update: PointUpdate);
+    ) -> Option<u64>;
+    /// Fast path for a known stream: when the stream `key` last fed, with the same
+    /// `shape` (series names, bounds), exactly `values.len()` series, adds `values[i]`
+    /// to the `i`-th of them and returns true; otherwise does nothing and returns
+    /// false (the caller then emits through [`Sink::emit`] and [`Sink::remember`]s).
+    fn emit_cached(
+        &mut self,
+        key: &StreamKey,
+        shape: u64,
+        ts_ns: i64,
+        kind: UpdateKind,
+        values: &[f64],
+    ) -> bool;
+    /// Remembers the series ids a stream fed with `shape`, in emission order.
+    fn remember(&mut self, key: StreamKey, shape: u64, ids: Vec<u64>);
+    /// The updates the observer derived from one point of stream `key` (drained).
+    fn emit_derived(&mut self, key: &StreamKey, updates: &mut Vec<PointUpdate>);
+}
+
+/// Mixes `v` into the shape hash `h` (series names and bounds of a stream's points).
+fn shape_mix(h: u64, v: u64) -> u64 {
+    let x = (h.rotate_left(23) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^ (x >> 29)
+}
+
+/// Shape hash of a series name.
+fn shape_of_name(name: &str) -> u64 {
+    let mut k = KeyHasher::new();
+    k.write(name.as_bytes());
+    let (a, b) = k.finish();
+    a ^ b.rotate_left(32)
 }
 
 /// Resource attributes promoted to labels, besides `k8s.*`.
@@ -193,6 +222,8 @@ pub(crate) fn convert<S: Sink>(
         le_strings: Vec::new(),
         warnings: Vec::new(),
         derived: Vec::new(),
+        order: Vec::new(),
+        values: Vec::new(),
     };
     for rm in &req.resource_metrics {
         let resource_attrs = render_attrs(rm.resource.as_ref().map_or(&[][..], |r| &r.attributes));
@@ -231,11 +262,14 @@ struct Converter<'a, S: Sink> {
     le_strings: Vec<String>,
     warnings: Vec<String>,
     derived: Vec<PointUpdate>,
+    /// Scratch: attribute indices sorted by key.
+    order: Vec<usize>,
+    /// Scratch: the values of one histogram point's series.
+    values: Vec<f64>,
 }
 
 /// A point's attributes, labels and stream key.
 struct PointId {
-    attrs: Vec<(String, String)>,
     base: SeriesBase,
     key: StreamKey,
 }
@@ -255,9 +289,59 @@ impl<S: Sink> Converter<'_, S> {
                 .chain(res.labels.iter().cloned()),
         );
         PointId {
-            attrs,
             base: SeriesBase::new(labels),
             key: key.finish(),
+        }
+    }
+
+    /// The stream key of a point, as [`Self::point_id`] computes it, without
+    /// rendering the attributes into owned strings.
+    fn point_key(&mut self, metric_key: KeyHasher, attrs: &[KeyValue]) -> StreamKey {
+        self.order.clear();
+        self.order.extend(0..attrs.len());
+        // Stable, as `render_attrs`' sort is.
+        self.order.sort_by(|&a, &b| attrs[a].key.cmp(&attrs[b].key));
+        let mut key = metric_key;
+        for &i in &self.order {
+            let kv = &attrs[i];
+            key.write(kv.key.as_bytes());
+            match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(any_value::Value::StringValue(s)) => key.write(s.as_bytes()),
+                _ => key.write(render_any_value(kv.value.as_ref()).as_bytes()),
+            }
+        }
+        key.finish()
+    }
+
+    /// A point's series labels from its rendered attributes.
+    fn series_base(res: &Resource<'_>, attrs: &[(String, String)]) -> SeriesBase {
+        SeriesBase::new(Labels::from_pairs(
+            attrs
+                .iter()
+                .map(|(k, v)| (sanitize_label_name(k), v.clone()))
+                .chain(res.labels.iter().cloned()),
+        ))
+    }
+
+    /// One update of the single series `prom` of a number point's stream.
+    #[allow(clippy::too_many_arguments)]
+    fn emit_one(
+        &mut self,
+        res: &Resource<'_>,
+        key: StreamKey,
+        attrs: &[KeyValue],
+        prom: &str,
+        ts: i64,
+        value: f64,
+        kind: UpdateKind,
+    ) {
+        let shape = shape_mix(shape_of_name(prom), kind as u64);
+        if self.sink.emit_cached(&key, shape, ts, kind, &[value]) {
+            return;
+        }
+        let base = Self::series_base(res, &render_attrs(attrs));
+        if let Some(id) = self.sink.emit(&base, prom, None, ts, value, kind) {
+            self.sink.remember(key, shape, vec![id]);
         }
     }
 
@@ -447,11 +531,12 @@ impl<S: Sink> Converter<'_, S> {
             self.outcome.reject(name, "NaN gauge value");
             return;
         }
-        let id = self.point_id(res, mk, &p.attributes);
-        self.sink.emit(
-            &id.base,
+        let key = self.point_key(mk, &p.attributes);
+        self.emit_one(
+            res,
+            key,
+            &p.attributes,
             prom,
-            None,
             time_ns(p.time_unix_nano),
             v,
             UpdateKind::GaugeSet,
@@ -459,6 +544,7 @@ impl<S: Sink> Converter<'_, S> {
         self.outcome.accepted_points += 1;
     }
 
+    /// A monotonic sum's point: an increment of its running total.
     fn counter_point(
         &mut self,
         res: &Resource<'_>,
@@ -468,28 +554,13 @@ impl<S: Sink> Converter<'_, S> {
         temp: Temporality,
         p: &NumberDataPoint,
     ) {
-        let Some(v) = self.number_checks(name, p) else {
-            return;
-        };
-        let id = self.point_id(res, mk, &p.attributes);
-        let prev = self.sink.stream_state(&id.key);
-        match counter_increment(prev, temp, p.start_time_unix_nano, p.time_unix_nano, v) {
-            Err(reason) => self.outcome.reject(name, reason),
-            Ok((inc, state)) => {
-                self.sink.set_stream_state(id.key, state);
-                self.sink.emit(
-                    &id.base,
-                    prom,
-                    None,
-                    time_ns(p.time_unix_nano),
-                    inc,
-                    UpdateKind::CounterAdd,
-                );
-                self.outcome.accepted_points += 1;
-            }
-        }
+        let (start, time) = (p.start_time_unix_nano, p.time_unix_nano);
+        self.stateful_number_point(res, mk, name, prom, p, UpdateKind::CounterAdd, |prev, v| {
+            counter_increment(prev, temp, start, time, v)
+        });
     }
 
+    /// A delta non-monotonic sum's point: its running value, as a gauge.
     fn updown_delta_point(
         &mut self,
         res: &Resource<'_>,
@@ -498,22 +569,43 @@ impl<S: Sink> Converter<'_, S> {
         prom: &str,
         p: &NumberDataPoint,
     ) {
+        let time = p.time_unix_nano;
+        self.stateful_number_point(res, mk, name, prom, p, UpdateKind::GaugeSet, |prev, v| {
+            updown_delta(prev, time, v)
+        });
+    }
+
+    /// A number point whose stored value depends on its stream's previous state:
+    /// `step` gives the value to store and the stream's new state, or why the
+    /// point is refused.
+    #[allow(clippy::too_many_arguments)]
+    fn stateful_number_point(
+        &mut self,
+        res: &Resource<'_>,
+        mk: KeyHasher,
+        name: &str,
+        prom: &str,
+        p: &NumberDataPoint,
+        kind: UpdateKind,
+        step: impl FnOnce(Option<&StreamState>, f64) -> Result<(f64, StreamState), String>,
+    ) {
         let Some(v) = self.number_checks(name, p) else {
             return;
         };
-        let id = self.point_id(res, mk, &p.attributes);
-        let prev = self.sink.stream_state(&id.key);
-        match updown_delta(prev, p.time_unix_nano, v) {
+        let key = self.point_key(mk, &p.attributes);
+        let prev = self.sink.stream_state(&key);
+        match step(prev, v) {
             Err(reason) => self.outcome.reject(name, reason),
-            Ok((running, state)) => {
-                self.sink.set_stream_state(id.key, state);
-                self.sink.emit(
-                    &id.base,
+            Ok((value, state)) => {
+                self.sink.set_stream_state(key, state);
+                self.emit_one(
+                    res,
+                    key,
+                    &p.attributes,
                     prom,
-                    None,
                     time_ns(p.time_unix_nano),
-                    running,
-                    UpdateKind::GaugeSet,
+                    value,
+                    kind,
                 );
                 self.outcome.accepted_points += 1;
             }
@@ -536,8 +628,8 @@ impl<S: Sink> Converter<'_, S> {
             self.outcome.reject(name, "point has no time");
             return;
         }
-        let id = self.point_id(res, mk, &p.attributes);
-        let prev = self.sink.stream_state(&id.key);
+        let key = self.point_key(mk, &p.attributes);
+        let prev = self.sink.stream_state(&key);
         let point = HistPoint {
             start: p.start_time_unix_nano,
             time: p.time_unix_nano,
@@ -553,17 +645,40 @@ impl<S: Sink> Converter<'_, S> {
                 return;
             }
         };
-        self.sink.set_stream_state(id.key, state);
+        self.sink.set_stream_state(key, state);
         let ts = time_ns(p.time_unix_nano);
-        self.emit_histogram(
-            &id.base,
-            names,
-            &p.explicit_bounds,
-            &inc,
-            p.sum.is_some(),
-            ts,
-        );
+        let has_sum = p.sum.is_some();
+        // The series values in emission order: buckets per bound (cumulative over
+        // `le`), `+Inf`, `_sum` when sent, `_count`.
+        self.values.clear();
+        let mut cumulative = 0u64;
+        let mut shape = shape_mix(names.shape, u64::from(has_sum));
+        for (i, b) in p.explicit_bounds.iter().enumerate() {
+            cumulative += inc.buckets.get(i).copied().unwrap_or(0);
+            self.values.push(cumulative as f64);
+            shape = shape_mix(shape, b.to_bits());
+        }
+        self.values.push(inc.count as f64);
+        if has_sum {
+            self.values.push(inc.sum);
+        }
+        self.values.push(inc.count as f64);
+        let mut attrs = None;
+        if !self
+            .sink
+            .emit_cached(&key, shape, ts, UpdateKind::CounterAdd, &self.values)
+        {
+            let rendered = render_attrs(&p.attributes);
+            let base = Self::series_base(res, &rendered);
+            if let Some(ids) =
+                self.emit_histogram(&base, names, &p.explicit_bounds, &inc, has_sum, ts)
+            {
+                self.sink.remember(key, shape, ids);
+            }
+            attrs = Some(rendered);
+        }
         if let Some(observer) = self.observer {
+            let attrs = attrs.unwrap_or_else(|| render_attrs(&p.attributes));
             let delta = HistogramDelta {
                 ts_ns: ts,
                 count: inc.count,
@@ -575,17 +690,18 @@ impl<S: Sink> Converter<'_, S> {
                 res.attrs,
                 name,
                 &names.unit,
-                &id.attrs,
+                &attrs,
                 &delta,
                 &mut self.derived,
             );
-            for update in self.derived.drain(..) {
-                self.sink.emit_update(update);
-            }
+            self.sink.emit_derived(&key, &mut self.derived);
+            self.derived.clear();
         }
         self.outcome.accepted_points += 1;
     }
 
+    /// Emits one histogram point's series through the slow path; returns their ids
+    /// in emission order when none was dropped.
     fn emit_histogram(
         &mut self,
         base: &SeriesBase,
@@ -594,15 +710,17 @@ impl<S: Sink> Converter<'_, S> {
         inc: &HistIncrement,
         has_sum: bool,
         ts: i64,
-    ) {
+    ) -> Option<Vec<u64>> {
         if self.le_bounds != bounds {
             self.le_bounds = bounds.to_vec();
             self.le_strings = bounds.iter().map(|&b| format_le(b)).collect();
         }
+        let mut ids = Vec::with_capacity(bounds.len() + 3);
+        let mut complete = true;
         let mut cumulative = 0u64;
         for (i, le) in self.le_strings.iter().enumerate() {
             cumulative += inc.buckets.get(i).copied().unwrap_or(0);
-            self.sink.emit(
+            let id = self.sink.emit(
                 base,
                 &names.bucket,
                 Some(("le", le)),
@@ -610,8 +728,10 @@ impl<S: Sink> Converter<'_, S> {
                 cumulative as f64,
                 UpdateKind::CounterAdd,
             );
+            complete &= id.is_some();
+            ids.extend(id);
         }
-        self.sink.emit(
+        let id = self.sink.emit(
             base,
             &names.bucket,
             Some(("le", "+Inf")),
@@ -619,11 +739,16 @@ impl<S: Sink> Converter<'_, S> {
             inc.count as f64,
             UpdateKind::CounterAdd,
         );
+        complete &= id.is_some();
+        ids.extend(id);
         if has_sum {
-            self.sink
+            let id = self
+                .sink
                 .emit(base, &names.sum, None, ts, inc.sum, UpdateKind::CounterAdd);
+            complete &= id.is_some();
+            ids.extend(id);
         }
-        self.sink.emit(
+        let id = self.sink.emit(
             base,
             &names.count,
             None,
@@ -631,6 +756,9 @@ impl<S: Sink> Converter<'_, S> {
             inc.count as f64,
             UpdateKind::CounterAdd,
         );
+        complete &= id.is_some();
+        ids.extend(id);
+        complete.then_some(ids)
     }
 }
 
@@ -642,12 +770,15 @@ struct HistNames {
     bucket: String,
     sum: String,
     count: String,
+    /// Shape hash of the names.
+    shape: u64,
 }
 
 impl HistNames {
     fn new(name: &str, unit: &str, kind: MetricKind) -> Self {
         let base = prometheus_metric_name(name, unit, kind);
         HistNames {
+            shape: shape_of_name(&base),
             unit: unit.to_string(),
             bucket: format!("{base}_bucket"),
             sum: format!("{base}_sum"),

@@ -246,11 +246,14 @@ pub(crate) fn encode_record(r: &Record, out: &mut Vec<u8>) {
         e.labels(labels);
     }
     e.len(r.samples.len());
+    e.0.reserve(r.samples.len() * 25 + r.states.len() * 64 + 4);
     for s in &r.samples {
-        e.u64(s.id);
-        e.i64(s.ts);
-        e.f64(s.value);
-        e.u8(kind_byte(s.kind));
+        let mut b = [0u8; 25];
+        b[..8].copy_from_slice(&s.id.to_le_bytes());
+        b[8..16].copy_from_slice(&s.ts.to_le_bytes());
+        b[16..24].copy_from_slice(&s.value.to_bits().to_le_bytes());
+        b[24] = kind_byte(s.kind);
+        e.0.extend_from_slice(&b);
     }
     e.len(r.states.len());
     for (k, st) in &r.states {

@@ -110,6 +110,26 @@ struct TenantData {
     postings: HashMap<String, HashMap<String, Vec<u64>>>,
     streams: FastMap<StreamKey, StreamState>,
     next_id: u64,
+    /// Per source stream: the series its last point fed, so a known stream's updates
+    /// skip building and looking up label sets. Not persisted (rebuilt on first use),
+    /// cleared whenever series are dropped.
+    stream_ids: FastMap<StreamKey, CachedIds>,
+    /// Per source stream: the series of the observer's derived updates of its last
+    /// point, by position (checked against the labels before use).
+    derived_ids: FastMap<StreamKey, Box<[u64]>>,
+}
+
+/// The series one stream's points fed, for one shape (names and bounds).
+struct CachedIds {
+    shape: u64,
+    ids: Box<[u64]>,
+}
+
+/// Cache entries a batch learned, applied with its record.
+#[derive(Default)]
+struct CacheUpdates {
+    ids: FastMap<StreamKey, CachedIds>,
+    derived: FastMap<StreamKey, Box<[u64]>>,
 }
 
 impl TenantData {
@@ -141,23 +161,42 @@ impl TenantData {
     }
 
     fn apply(&mut self, rec: Record) {
+        self.series.reserve(rec.new_series.len());
         for (id, labels) in rec.new_series {
             self.add_series(id, labels);
         }
-        for s in rec.samples {
+        for s in &rec.samples {
             match self.series.get_mut(&s.id) {
                 Some(series) => series.apply(s.ts, s.value, s.kind),
                 None => tracing::warn!(series = s.id, "metric wal sample for an unknown series"),
             }
         }
+        self.streams.reserve(rec.states.len());
         for (key, state) in rec.states {
             self.streams.insert(key, state);
         }
     }
 
+    fn apply_cache(&mut self, cache: CacheUpdates) {
+        self.stream_ids.extend(cache.ids);
+        self.derived_ids.extend(cache.derived);
+    }
+
+    /// The labels of series `id`, committed or created by `batch`.
+    fn labels_of<'a>(&'a self, id: u64, batch: &'a [(u64, Labels)]) -> Option<&'a Labels> {
+        if let Some(s) = self.series.get(&id) {
+            return Some(&s.labels);
+        }
+        let first = batch.first()?.0;
+        let (bid, labels) = batch.get(usize::try_from(id.checked_sub(first)?).ok()?)?;
+        (*bid == id).then_some(labels)
+    }
+
     fn rebuild_index(&mut self) {
         self.by_hash.clear();
         self.postings.clear();
+        self.stream_ids.clear();
+        self.derived_ids.clear();
         let mut ids: Vec<u64> = self.series.keys().copied().collect();
         ids.sort_unstable();
         for id in ids {
@@ -344,7 +383,7 @@ impl MetricStore {
         fill: impl FnOnce(&mut BatchBuilder<'_>),
     ) -> Result<(), MetricsError> {
         let mut wal = self.wal.lock();
-        let record = {
+        let (record, cache) = {
             let tenants = self.tenants.read();
             let data = tenants.get(tenant);
             let mut builder = BatchBuilder::new(data);
@@ -356,11 +395,13 @@ impl MetricStore {
         }
         wal.wal.append(&record)?;
         wal.next_seq += 1;
-        self.tenants
-            .write()
-            .entry(tenant.to_string())
-            .or_default()
-            .apply(record);
+        let mut tenants = self.tenants.write();
+        let data = match tenants.get_mut(tenant) {
+            Some(data) => data,
+            None => tenants.entry(tenant.to_string()).or_default(),
+        };
+        data.apply(record);
+        data.apply_cache(cache);
         Ok(())
     }
 
@@ -588,6 +629,9 @@ struct BatchBuilder<'a> {
     new_by_hash: FastMap<u64, Vec<usize>>,
     samples: Vec<SampleRec>,
     states: FastMap<StreamKey, StreamState>,
+    cache: CacheUpdates,
+    /// Scratch for [`Sink::emit_derived`].
+    derived_scratch: Vec<u64>,
 }
 
 impl<'a> BatchBuilder<'a> {
@@ -599,17 +643,46 @@ impl<'a> BatchBuilder<'a> {
             new_by_hash: FastMap::default(),
             samples: Vec::new(),
             states: FastMap::default(),
+            cache: CacheUpdates::default(),
+            derived_scratch: Vec::new(),
         }
     }
 
-    fn into_record(self, seq: u64, tenant: &str) -> Record {
-        Record {
-            seq,
-            tenant: tenant.to_string(),
-            new_series: self.new_series,
-            samples: self.samples,
-            states: self.states.into_iter().collect(),
+    fn into_record(self, seq: u64, tenant: &str) -> (Record, CacheUpdates) {
+        (
+            Record {
+                seq,
+                tenant: tenant.to_string(),
+                new_series: self.new_series,
+                samples: self.samples,
+                states: self.states.into_iter().collect(),
+            },
+            self.cache,
+        )
+    }
+
+    /// The labels of series `id`, committed or created in this batch.
+    fn labels_of(&self, id: u64) -> Option<&Labels> {
+        match self.tenant {
+            Some(t) => t.labels_of(id, &self.new_series),
+            None => {
+                let first = self.new_series.first()?.0;
+                let (bid, labels) = self
+                    .new_series
+                    .get(usize::try_from(id.checked_sub(first)?).ok()?)?;
+                (*bid == id).then_some(labels)
+            }
         }
+    }
+
+    /// The id of the series `labels`, created if new; `None` when the update is
+    /// dropped (no labels or a NaN value).
+    fn update_id(&mut self, labels: &Labels, value: f64) -> Option<u64> {
+        if labels.is_empty() || value.is_nan() {
+            return None;
+        }
+        let hash = labels_hash(labels.iter());
+        Some(self.series_id(hash, |l| l == labels, || labels.clone()))
     }
 
     /// The id of the series with `hash` whose labels satisfy `eq`, creating it
@@ -666,7 +739,7 @@ impl Sink for BatchBuilder<'_> {
         ts_ns: i64,
         value: f64,
         kind: UpdateKind,
-    ) {
+    ) -> Option<u64> {
         if base.reserved {
             let labels = Labels::from_pairs(
                 base.labels
@@ -674,13 +747,14 @@ impl Sink for BatchBuilder<'_> {
                     .chain(std::iter::once(("__name__", name)))
                     .chain(extra),
             );
-            self.emit_update(PointUpdate {
-                labels,
-                ts_ns,
+            let id = self.update_id(&labels, value)?;
+            self.samples.push(SampleRec {
+                id,
+                ts: ts_ns,
                 value,
                 kind,
             });
-            return;
+            return Some(id);
         }
         let mut hash = base.hash.wrapping_add(pair_hash("__name__", name));
         if let Some((k, v)) = extra {
@@ -716,25 +790,109 @@ impl Sink for BatchBuilder<'_> {
             value,
             kind,
         });
+        Some(id)
     }
 
-    fn emit_update(&mut self, update: PointUpdate) {
-        let PointUpdate {
-            labels,
-            ts_ns,
-            value,
-            kind,
-        } = update;
-        if labels.is_empty() || value.is_nan() {
-            return;
+    fn emit_cached(
+        &mut self,
+        key: &StreamKey,
+        shape: u64,
+        ts_ns: i64,
+        kind: UpdateKind,
+        values: &[f64],
+    ) -> bool {
+        let cached = self
+            .cache
+            .ids
+            .get(key)
+            .or_else(|| self.tenant.and_then(|t| t.stream_ids.get(key)));
+        let Some(cached) = cached.filter(|c| c.shape == shape && c.ids.len() == values.len())
+        else {
+            return false;
+        };
+        self.samples.extend(
+            cached
+                .ids
+                .iter()
+                .zip(values)
+                .map(|(&id, &value)| SampleRec {
+                    id,
+                    ts: ts_ns,
+                    value,
+                    kind,
+                }),
+        );
+        true
+    }
+
+    fn remember(&mut self, key: StreamKey, shape: u64, ids: Vec<u64>) {
+        self.cache.ids.insert(
+            key,
+            CachedIds {
+                shape,
+                ids: ids.into_boxed_slice(),
+            },
+        );
+    }
+
+    fn emit_derived(&mut self, key: &StreamKey, updates: &mut Vec<PointUpdate>) {
+        let mut ids = std::mem::take(&mut self.derived_scratch);
+        ids.clear();
+        let mut changed = false;
+        {
+            let cached: &[u64] = match self.cache.derived.get(key) {
+                Some(c) => c,
+                None => self
+                    .tenant
+                    .and_then(|t| t.derived_ids.get(key))
+                    .map_or(&[][..], |c| c),
+            };
+            // Copied so the lookups below may create series.
+            ids.extend_from_slice(cached);
+            changed |= ids.len() != updates.len();
+            ids.resize(updates.len(), u64::MAX);
         }
-        let hash = labels_hash(labels.iter());
-        let id = self.series_id(hash, |l| *l == labels, || labels.clone());
+        for (i, u) in updates.drain(..).enumerate() {
+            let known = ids[i];
+            let id = if known != u64::MAX
+                && !u.value.is_nan()
+                && self.labels_of(known).is_some_and(|l| *l == u.labels)
+            {
+                Some(known)
+            } else {
+                self.update_id(&u.labels, u.value)
+            };
+            let stored = id.unwrap_or(u64::MAX);
+            if stored != known {
+                ids[i] = stored;
+                changed = true;
+            }
+            if let Some(id) = id {
+                self.samples.push(SampleRec {
+                    id,
+                    ts: u.ts_ns,
+                    value: u.value,
+                    kind: u.kind,
+                });
+            }
+        }
+        if changed {
+            self.cache.derived.insert(*key, ids.as_slice().into());
+        }
+        self.derived_scratch = ids;
+    }
+}
+
+impl BatchBuilder<'_> {
+    fn emit_update(&mut self, update: PointUpdate) {
+        let Some(id) = self.update_id(&update.labels, update.value) else {
+            return;
+        };
         self.samples.push(SampleRec {
             id,
-            ts: ts_ns,
-            value,
-            kind,
+            ts: update.ts_ns,
+            value: update.value,
+            kind: update.kind,
         });
     }
 }
@@ -773,6 +931,112 @@ mod tests {
         s.apply(10, 2.0, UpdateKind::GaugeSet);
         s.apply(5, 7.0, UpdateKind::GaugeSet);
         assert_eq!(s.samples, vec![(5, 7.0), (10, 2.0)]);
+    }
+
+    fn hist_req(
+        unit: &str,
+        bounds: Vec<f64>,
+        time: u64,
+    ) -> opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+        use opentelemetry_proto::tonic::metrics::v1::{
+            Histogram, HistogramDataPoint, Metric, ResourceMetrics, ScopeMetrics, metric::Data,
+        };
+        let n = bounds.len() + 1;
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: "lat".into(),
+                        unit: unit.into(),
+                        data: Some(Data::Histogram(Histogram {
+                            data_points: vec![HistogramDataPoint {
+                                attributes: vec![KeyValue {
+                                    key: "a".into(),
+                                    value: Some(AnyValue {
+                                        value: Some(any_value::Value::StringValue("x".into())),
+                                    }),
+                                    ..Default::default()
+                                }],
+                                time_unix_nano: time,
+                                count: n as u64,
+                                sum: Some(1.0),
+                                bucket_counts: vec![1; n],
+                                explicit_bounds: bounds,
+                                ..Default::default()
+                            }],
+                            aggregation_temporality: 1,
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn names_and_last(store: &MetricStore) -> Vec<(String, f64)> {
+        let m = [LabelMatcher::new("a", inferscope_model::MatchOp::Eq, "x").expect("matcher")];
+        store
+            .select("t", &m, 0, i64::MAX)
+            .into_iter()
+            .map(|s| (s.labels.to_string(), s.samples.last().map_or(0.0, |x| x.1)))
+            .collect()
+    }
+
+    /// The per-stream series cache must give exactly what the label lookup gives:
+    /// when bounds or unit change, after retention drops series, after a restart.
+    #[test]
+    fn stream_series_cache_follows_shape_changes_and_retention() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = StoreOptions { retention_ns: 100 };
+        let store = MetricStore::open(dir.path(), opts.clone()).expect("open");
+        store
+            .ingest("t", &hist_req("s", vec![1.0, 2.0], 10), None)
+            .expect("ingest");
+        store
+            .ingest("t", &hist_req("s", vec![1.0, 2.0], 20), None)
+            .expect("ingest");
+        let before = names_and_last(&store);
+        assert_eq!(before.len(), 5);
+        assert!(before.iter().any(|(n, v)| n.contains("+Inf") && *v == 6.0));
+        // New bounds: a new le series, the old ones keep their totals.
+        store
+            .ingest("t", &hist_req("s", vec![1.0, 3.0], 30), None)
+            .expect("ingest");
+        let after = names_and_last(&store);
+        assert_eq!(after.len(), 6);
+        assert!(
+            after
+                .iter()
+                .any(|(n, v)| n.contains("le=\"3\"") && *v == 2.0)
+        );
+        assert!(after.iter().any(|(n, v)| n.contains("+Inf") && *v == 9.0));
+        // New unit: new names.
+        store
+            .ingest("t", &hist_req("ms", vec![1.0, 3.0], 40), None)
+            .expect("ingest");
+        assert_eq!(names_and_last(&store).len(), 11);
+        // Retention drops everything before 41; the stream's cached ids must not be
+        // reused for the dropped series.
+        store.maintain(141).expect("maintain");
+        assert!(names_and_last(&store).is_empty());
+        store
+            .ingest("t", &hist_req("ms", vec![1.0, 3.0], 150), None)
+            .expect("ingest");
+        let fresh = names_and_last(&store);
+        assert_eq!(fresh.len(), 5);
+        assert!(fresh.iter().any(|(n, v)| n.contains("+Inf") && *v == 3.0));
+        drop(store);
+        // After a restart (empty cache) the same series are found by their labels.
+        let store = MetricStore::open(dir.path(), opts).expect("reopen");
+        store
+            .ingest("t", &hist_req("ms", vec![1.0, 3.0], 160), None)
+            .expect("ingest");
+        let again = names_and_last(&store);
+        assert_eq!(again.len(), 5);
+        assert!(again.iter().any(|(n, v)| n.contains("+Inf") && *v == 6.0));
     }
 
     #[test]

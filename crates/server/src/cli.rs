@@ -30,6 +30,8 @@ pub enum Command {
     /// Print the timeline of a trace or request id: every entry carrying it,
     /// from every service, oldest first (asks a running server).
     Trace(crate::trace_cli::TraceArgs),
+    /// A user session's requests (OTLP access logs), tokens and cost, from a running server.
+    Session(crate::trace_cli::TraceArgs),
     /// GenAI figures from a running server: `genai top --by model --since 1h`.
     Genai(crate::genai_cli::GenAiArgs),
 }

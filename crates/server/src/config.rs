@@ -42,6 +42,83 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// Our own: GenAI metrics (pricing table).
     pub genai: GenAiConfig,
+    /// Our own: the sampling policy of AI-gateway access logs received over OTLP.
+    pub access_logs: AccessLogConfig,
+}
+
+/// `access_logs:` — the sampling policy (our own block).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessLogConfig {
+    /// Off: every access log is stored (still counted and priced).
+    pub sampling_enabled: bool,
+    /// The default thresholds.
+    #[serde(flatten)]
+    pub policy: SamplingPolicy,
+    /// Overrides for a tenant and/or a service (the gateway: `aigw.service`, else
+    /// `service.name`); the first that matches wins, and only the thresholds it
+    /// sets change.
+    pub overrides: Vec<PolicyOverride>,
+}
+
+impl Default for AccessLogConfig {
+    fn default() -> Self {
+        AccessLogConfig {
+            sampling_enabled: true,
+            policy: SamplingPolicy::default(),
+            overrides: Vec::new(),
+        }
+    }
+}
+
+/// The thresholds of the sampling policy.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SamplingPolicy {
+    /// Keep when input + output (+ cached) tokens reach this.
+    pub min_total_tokens: u64,
+    /// Keep when the response code is at least this.
+    pub min_response_code: u32,
+    /// Keep when the duration (ms) reaches this.
+    pub min_duration_ms: u64,
+    /// Keep when the upstream failed (transport failure or connection termination).
+    pub keep_upstream_failures: bool,
+    /// Keep 1 in N of the other records (deterministic by request id); 0 = none.
+    pub baseline_one_in: u64,
+}
+
+impl Default for SamplingPolicy {
+    fn default() -> Self {
+        SamplingPolicy {
+            min_total_tokens: 10_000,
+            min_response_code: 400,
+            min_duration_ms: 30_000,
+            keep_upstream_failures: true,
+            baseline_one_in: 0,
+        }
+    }
+}
+
+/// A partial policy for some tenant and/or service.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyOverride {
+    /// Tenant it applies to (any when unset).
+    pub tenant: Option<String>,
+    /// Service it applies to (any when unset).
+    pub service: Option<String>,
+    /// See [`SamplingPolicy`].
+    pub min_total_tokens: Option<u64>,
+    /// See [`SamplingPolicy`].
+    pub min_response_code: Option<u32>,
+    /// See [`SamplingPolicy`].
+    pub min_duration_ms: Option<u64>,
+    /// See [`SamplingPolicy`].
+    pub keep_upstream_failures: Option<bool>,
+    /// See [`SamplingPolicy`].
+    pub baseline_one_in: Option<u64>,
+    /// Turn sampling off (keep everything) for these records.
+    pub sampling_enabled: Option<bool>,
 }
 
 /// `genai:`: how GenAI series are derived from OTLP metrics.

@@ -6,9 +6,6 @@
 //! gpt-4o           120.0      84,000       12,000       3,000    1.20s    8.40s    0.310s   0.021s  $3.12
 //! ```
 
-use std::time::Duration;
-
-use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
@@ -63,27 +60,7 @@ fn run_top(args: TopArgs) -> anyhow::Result<()> {
         args.by,
         args.since
     );
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into();
-    let mut request = agent.get(&url);
-    if let Some(org) = &args.org_id {
-        request = request.header("X-Scope-OrgID", org);
-    }
-    let response = request
-        .call()
-        .with_context(|| format!("could not reach {}", args.addr))?;
-    let status = response.status();
-    let body = response
-        .into_body()
-        .read_to_string()
-        .context("could not read the response")?;
-    if !status.is_success() {
-        bail!("the server answered {status}: {}", body.trim());
-    }
-    let json: Value = serde_json::from_str(&body).context("the response is not JSON")?;
+    let json = crate::trace_cli::get_json(&url, &args.addr, args.org_id.as_deref())?;
     print!("{}", render(&args.by, &json["data"]));
     Ok(())
 }

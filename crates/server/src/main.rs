@@ -26,6 +26,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Bench(args) => inferscope_server::bench::run(args),
         Command::Trace(args) => inferscope_server::trace_cli::run(args),
+        Command::Session(args) => inferscope_server::trace_cli::run_session(args),
         Command::Genai(args) => inferscope_server::genai_cli::run(args),
     }
 }

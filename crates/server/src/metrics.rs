@@ -53,6 +53,16 @@ pub const OTLP_POINTS_REJECTED: Family = Family {
     name: "inferscope_otlp_metric_points_rejected_total",
     help: "OTLP metric data points refused, by tenant (the reasons go to partial_success).",
 };
+/// AI-gateway access log records by kind and sampling decision.
+pub const ACCESS_LOGS: Family = Family {
+    name: "inferscope_access_logs_total",
+    help: "AI-gateway access log records received over OTLP, by kind (llm, mcp) and sampling decision.",
+};
+/// LLM access logs whose token counts were missing or not numbers.
+pub const ACCESS_LOG_MISSING_TOKENS: Family = Family {
+    name: "inferscope_access_log_missing_tokens_total",
+    help: "LLM access log records without numeric token counts (kept as ordinary logs).",
+};
 /// OTLP export requests by signal, transport and outcome.
 pub const OTLP_REQUESTS: Family = Family {
     name: "inferscope_otlp_requests_total",

@@ -1,5 +1,7 @@
 //! `inferscope trace <id>`: asks a running server for every entry of a trace
-//! (or request) id and prints a timeline, one line per entry:
+//! (or request) id and prints a timeline, one line per entry (and
+//! `inferscope session <id>`, the same for a user session, with its requests'
+//! tokens and cost):
 //!
 //! ```text
 //! HH:MM:SS.mmm  +Δms  service  level  message
@@ -60,27 +62,56 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
-/// Runs the command: prints the timeline to stdout.
+/// Runs `trace`: prints the timeline to stdout.
 pub fn run(args: TraceArgs) -> anyhow::Result<()> {
+    let json = fetch("trace", &args)?;
+    print!("{}", render(&args.id, &rows_of(&json)));
+    Ok(())
+}
+
+/// Runs `session`: the session's timeline, then its requests, tokens and cost.
+pub fn run_session(args: TraceArgs) -> anyhow::Result<()> {
+    let json = fetch("session", &args)?;
+    print!("{}", render(&args.id, &rows_of(&json)));
+    let s = &json["data"]["session"];
+    println!(
+        "session {}: {} requests, {} tokens, estimated ${:.4}",
+        args.id,
+        s["requests"].as_u64().unwrap_or(0),
+        s["total_tokens"].as_u64().unwrap_or(0),
+        s["estimated_cost_usd"].as_f64().unwrap_or(0.0)
+    );
+    Ok(())
+}
+
+/// `GET /api/v1/<kind>/<id>` as JSON.
+fn fetch(kind: &str, args: &TraceArgs) -> anyhow::Result<Value> {
     let url = format!(
-        "{}/api/v1/trace/{}?since={}&limit={}",
+        "{}/api/v1/{kind}/{}?since={}&limit={}",
         args.addr.trim_end_matches('/'),
         percent_encode(&args.id),
         percent_encode(&args.since),
         args.limit
     );
+    get_json(&url, &args.addr, args.org_id.as_deref())
+}
+
+/// `GET url` (as tenant `org_id`) from a running server at `addr`, as JSON; a
+/// non-2xx answer is an error carrying the server's message. Shared by the
+/// commands that ask a running server (`trace`, `session`, `genai top`).
+pub(crate) fn get_json(url: &str, addr: &str, org_id: Option<&str>) -> anyhow::Result<Value> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(60)))
         .build()
         .into();
-    let mut request = agent.get(&url);
-    if let Some(org) = &args.org_id {
+    let mut request = agent.get(url);
+    if let Some(org) = org_id {
         request = request.header("X-Scope-OrgID", org);
     }
     let response = request
         .call()
-        .with_context(|| format!("could not reach {}", args.addr))?;
+        .with_context(|| format!("could not reach {addr}"))?;
     let status = response.status();
     let body = response
         .into_body()
@@ -89,10 +120,7 @@ pub fn run(args: TraceArgs) -> anyhow::Result<()> {
     if !status.is_success() {
         bail!("the server answered {status}: {}", body.trim());
     }
-    let json: Value = serde_json::from_str(&body).context("the response is not JSON")?;
-    let rows = rows_of(&json);
-    print!("{}", render(&args.id, &rows));
-    Ok(())
+    serde_json::from_str(&body).context("the response is not JSON")
 }
 
 fn rows_of(json: &Value) -> Vec<Row> {
@@ -111,7 +139,10 @@ fn rows_of(json: &Value) -> Vec<Row> {
         for v in s["values"].as_array().into_iter().flatten() {
             let ts_ns = v[0].as_str().and_then(|t| t.parse().ok()).unwrap_or(0);
             let line = v[1].as_str().unwrap_or("");
-            let (level, message) = describe(line);
+            let (level, message) = match labels["access_log"].as_str() {
+                Some(_) if line.is_empty() => (None, describe_access_log(labels)),
+                _ => describe(line),
+            };
             let level = level
                 .or_else(|| label("level"))
                 .or_else(|| label("detected_level"))
@@ -126,6 +157,29 @@ fn rows_of(json: &Value) -> Vec<Row> {
     }
     rows.sort_by(|a, b| (a.ts_ns, &a.service).cmp(&(b.ts_ns, &b.service)));
     rows
+}
+
+/// An access log's one-line summary, from its labels and structured metadata:
+/// what was called, status, duration, tokens, cost and why it was kept.
+fn describe_access_log(labels: &Value) -> String {
+    let get = |k: &str| labels[k].as_str().unwrap_or("");
+    let what = [
+        get("mcp_method_name"),
+        get("gen_ai_response_model"),
+        get("gen_ai_request_model"),
+    ]
+    .into_iter()
+    .find(|s| !s.is_empty())
+    .unwrap_or("-");
+    let mut out = format!("{what} {} {}ms", get("response_code"), get("duration"));
+    if !get("gen_ai_usage_total_tokens").is_empty() {
+        out.push_str(&format!(" {} tok", get("gen_ai_usage_total_tokens")));
+    }
+    if let Ok(cost) = get("estimated_cost_usd").parse::<f64>() {
+        out.push_str(&format!(" ${cost:.4}"));
+    }
+    out.push_str(&format!(" [{}]", get("sampled_reason")));
+    out
 }
 
 /// The level and message of a line (JSON, logfmt, or raw).

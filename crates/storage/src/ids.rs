@@ -44,7 +44,18 @@ use crate::store::Store;
 /// JavaScript loggers write. `x-request-id` (a header name) is left out: a
 /// service that logs it is expected to log it as `request_id`. Matching is
 /// case-sensitive, for names and values.
-pub const ID_FIELDS: &[&str] = &["trace_id", "request_id", "traceId", "requestId"];
+///
+/// `session_id` and `mcp_session_id` are what OTLP access logs carry (`session.id`,
+/// `mcp.session.id`, dots turned into underscores), so a user session can be
+/// listed like a trace.
+pub const ID_FIELDS: &[&str] = &[
+    "trace_id",
+    "request_id",
+    "traceId",
+    "requestId",
+    "session_id",
+    "mcp_session_id",
+];
 
 /// Longest id indexed or looked up, in bytes.
 pub const MAX_ID_LEN: usize = 128;

@@ -141,42 +141,56 @@ pub(crate) fn count(state: &AppState, signal: &str, response: Response) -> Respo
     response
 }
 
-async fn logs(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let response = match decode_request::<ExportLogsServiceRequest>(&state, &headers, &body) {
+/// Decodes a request, runs `export` on the blocking pool, answers in the
+/// request's encoding and counts the request under `signal`.
+async fn export_request<Req, Resp>(
+    state: Arc<AppState>,
+    headers: &HeaderMap,
+    body: &[u8],
+    signal: &'static str,
+    export: export::ExportFn<Req, Resp>,
+) -> Response
+where
+    Req: Message + Default + serde::de::DeserializeOwned + Send + 'static,
+    Resp: Message + Serialize + Send + 'static,
+{
+    let response = match decode_request::<Req>(&state, headers, body) {
         Err((format, e)) => error_response(format, e),
         Ok((format, tenant, request)) => {
             let st = state.clone();
-            let result =
-                tokio::task::spawn_blocking(move || export::export_logs(&st, &tenant, &request))
-                    .await
-                    .map_err(|e| ApiError::internal("OTLP logs task failed", &e))
-                    .and_then(|r| r);
+            let result = tokio::task::spawn_blocking(move || export(&st, &tenant, &request))
+                .await
+                .map_err(|e| ApiError::internal("OTLP export task failed", &e))
+                .and_then(|r| r);
             match result {
                 Ok(response) => ok_response(format, &response),
                 Err(e) => error_response(format, e),
             }
         }
     };
-    count(&state, "logs", response)
+    count(&state, signal, response)
+}
+
+async fn logs(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    export_request::<ExportLogsServiceRequest, _>(
+        state,
+        &headers,
+        &body,
+        "logs",
+        export::export_logs,
+    )
+    .await
 }
 
 async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let response = match decode_request::<ExportMetricsServiceRequest>(&state, &headers, &body) {
-        Err((format, e)) => error_response(format, e),
-        Ok((format, tenant, request)) => {
-            let st = state.clone();
-            let result =
-                tokio::task::spawn_blocking(move || export::export_metrics(&st, &tenant, &request))
-                    .await
-                    .map_err(|e| ApiError::internal("OTLP metrics task failed", &e))
-                    .and_then(|r| r);
-            match result {
-                Ok(response) => ok_response(format, &response),
-                Err(e) => error_response(format, e),
-            }
-        }
-    };
-    count(&state, "metrics", response)
+    export_request::<ExportMetricsServiceRequest, _>(
+        state,
+        &headers,
+        &body,
+        "metrics",
+        export::export_metrics,
+    )
+    .await
 }
 
 async fn traces(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {

@@ -254,6 +254,26 @@ struct MetadataRequest {
     end: i64,
 }
 
+impl MetadataRequest {
+    /// The sorted, deduplicated union of `f` over the `match[]` sets (all series
+    /// when there is none).
+    fn union(&self, f: impl Fn(&str, &[LabelMatcher], i64, i64) -> Vec<String>) -> Vec<String> {
+        let all: &[Vec<LabelMatcher>] = &[Vec::new()];
+        let sets = if self.sets.is_empty() {
+            all
+        } else {
+            &self.sets
+        };
+        let mut out: Vec<String> = sets
+            .iter()
+            .flat_map(|m| f(&self.tenant, m, self.start, self.end))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
 fn metadata_request(
     state: &AppState,
     headers: &HeaderMap,
@@ -313,23 +333,9 @@ async fn labels(
     body: Bytes,
 ) -> Response {
     let result = (|| {
-        let MetadataRequest {
-            tenant,
-            sets,
-            start,
-            end,
-        } = metadata_request(&state, &headers, raw.as_deref(), &body)?;
-        let sets = if sets.is_empty() {
-            vec![Vec::new()]
-        } else {
-            sets
-        };
-        let mut names: Vec<String> = sets
-            .iter()
-            .flat_map(|m| state.metric_store.label_names(&tenant, m, start, end))
-            .collect();
-        names.sort();
-        names.dedup();
+        let req = metadata_request(&state, &headers, raw.as_deref(), &body)?;
+        let names = req
+            .union(|tenant, m, start, end| state.metric_store.label_names(tenant, m, start, end));
         Ok::<_, PromError>(Json(Success::new(names)).into_response())
     })();
     result.unwrap_or_else(IntoResponse::into_response)
@@ -342,27 +348,12 @@ async fn label_values(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let result = (|| {
-        let MetadataRequest {
-            tenant,
-            sets,
-            start,
-            end,
-        } = metadata_request(&state, &headers, raw.as_deref(), &[])?;
-        let sets = if sets.is_empty() {
-            vec![Vec::new()]
-        } else {
-            sets
-        };
-        let mut values: Vec<String> = sets
-            .iter()
-            .flat_map(|m| {
-                state
-                    .metric_store
-                    .label_values(&tenant, &name, m, start, end)
-            })
-            .collect();
-        values.sort();
-        values.dedup();
+        let req = metadata_request(&state, &headers, raw.as_deref(), &[])?;
+        let values = req.union(|tenant, m, start, end| {
+            state
+                .metric_store
+                .label_values(tenant, &name, m, start, end)
+        });
         Ok::<_, PromError>(Json(Success::new(values)).into_response())
     })();
     result.unwrap_or_else(IntoResponse::into_response)

@@ -1,4 +1,5 @@
-//! Trace and request lookup: `GET /api/v1/trace/{id}`.
+//! Trace, request and session lookup: `GET /api/v1/trace/{id}` and
+//! `GET /api/v1/session/{id}`.
 //!
 //! Every entry of every stream of the tenant that carries the id (a trace
 //! id or a request id, in structured metadata or in a JSON or logfmt field;
@@ -14,6 +15,14 @@
 //! `X-Loki-Response-Encoding-Flags: categorize-labels` the structured
 //! metadata is returned apart; otherwise it is merged into the stream
 //! labels, as Loki does.
+//!
+//! A session lookup keeps the entries whose `session_id` or `mcp_session_id`
+//! (structured metadata, as OTLP access logs carry `session.id` and
+//! `mcp.session.id`, or a JSON field) is the id, and adds `data.session`: the
+//! requests of the session, their tokens and their estimated cost, summed from
+//! the access logs' `gen_ai_usage_total_tokens` and `estimated_cost_usd`. Only
+//! the access logs the sampling policy kept are listed; the session's exact
+//! totals of dropped requests are in the `genai_access_log_*` counters.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,7 +55,55 @@ const ENCODING_FLAGS_HEADER: &str = "X-Loki-Response-Encoding-Flags";
 
 /// The lookup routes.
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/api/v1/trace/{id}", get(trace))
+    Router::new()
+        .route("/api/v1/trace/{id}", get(trace))
+        .route("/api/v1/session/{id}", get(session))
+}
+
+/// Which entries carrying the id are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Any id field (trace, request, session).
+    AnyId,
+    /// Only a session field.
+    Session,
+}
+
+/// Session id fields, in structured metadata and in JSON lines.
+const SESSION_FIELDS: [&str; 2] = ["session_id", "mcp_session_id"];
+
+impl Scope {
+    fn confirms(self, id: &str, line: &str, meta: &inferscope_storage::MetadataRef<'_>) -> bool {
+        match self {
+            Scope::AnyId => true,
+            Scope::Session => {
+                meta.iter()
+                    .any(|(k, v)| v == id && SESSION_FIELDS.contains(&k))
+                    || SESSION_FIELDS
+                        .iter()
+                        .any(|f| line.contains(&format!("\"{f}\":\"{id}\"")))
+            }
+        }
+    }
+}
+
+async fn session(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let started = Instant::now();
+    let result = lookup(
+        &state,
+        &headers,
+        &id,
+        raw.as_deref(),
+        started,
+        Scope::Session,
+    )
+    .await;
+    observe(&state, "session", started, result)
 }
 
 async fn trace(
@@ -56,19 +113,20 @@ async fn trace(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let started = Instant::now();
-    let result = trace_inner(&state, &headers, &id, raw.as_deref(), started).await;
+    let result = lookup(&state, &headers, &id, raw.as_deref(), started, Scope::AnyId).await;
     observe(&state, "trace", started, result)
 }
 
 /// One confirmed entry: time, stream labels, line, metadata.
 type Found = (i64, Labels, String, Vec<(String, String)>);
 
-async fn trace_inner(
+async fn lookup(
     state: &AppState,
     headers: &HeaderMap,
     id: &str,
     raw: Option<&str>,
     started: Instant,
+    scope: Scope,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of(headers, state.config.auth_enabled)?;
     let id = id.trim();
@@ -99,13 +157,16 @@ async fn trace_inner(
         .map_err(|e| ApiError::internal("trace lookup", &e))?;
     record_lookup(state, &lookup);
     let tasks_run = tasks.len() as u64;
+    let wanted = id.to_string();
     let (mut found, scanned) = tokio::task::spawn_blocking(move || {
         let results: Vec<Result<(Vec<Found>, inferscope_storage::ScanStats), _>> = tasks
             .par_iter()
             .map(|t| {
                 let mut out = Vec::new();
                 let stats = t.run(&mut |labels, e| {
-                    if query.matches(e.line, &e.structured_metadata) {
+                    if query.matches(e.line, &e.structured_metadata)
+                        && scope.confirms(&wanted, e.line, &e.structured_metadata)
+                    {
                         out.push((
                             e.timestamp_ns,
                             labels.clone(),
@@ -132,6 +193,7 @@ async fn trace_inner(
     // Oldest first; ties in a stable order (stream, line).
     found.sort_by(|a, b| (a.0, &a.1, &a.2).cmp(&(b.0, &b.1, &b.2)));
     found.truncate(limit);
+    let summary = (scope == Scope::Session).then(|| session_summary(&found));
     let streams = group(found, categorize);
     let stats = QueryStats {
         bytes_scanned: scanned.bytes_scanned,
@@ -142,8 +204,16 @@ async fn trace_inner(
         tasks_skipped: 0,
         exec_seconds: started.elapsed().as_secs_f64(),
     };
-    let mut response =
-        Json(Success::new(StreamsData::new(&streams, &stats, categorize))).into_response();
+    let data = StreamsData::new(&streams, &stats, categorize);
+    let mut response = match summary {
+        None => Json(Success::new(data)).into_response(),
+        Some(summary) => {
+            let mut value = serde_json::to_value(&data)
+                .map_err(|e| ApiError::internal("session response", &e))?;
+            value["session"] = summary;
+            Json(Success::new(value)).into_response()
+        }
+    };
     let h = response.headers_mut();
     for (name, value) in [
         ("x-inferscope-blocks-read", lookup.blocks_read),
@@ -152,6 +222,36 @@ async fn trace_inner(
         h.insert(name, HeaderValue::from(value));
     }
     Ok(response)
+}
+
+/// A session's requests, tokens and cost, from its access log entries.
+fn session_summary(found: &[Found]) -> serde_json::Value {
+    let (mut requests, mut tokens, mut cost) = (0u64, 0u64, 0.0f64);
+    let mut models: std::collections::BTreeMap<String, u64> = Default::default();
+    for (_, labels, _, meta) in found {
+        let get = |k: &str| meta.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let is_request =
+            labels.get("access_log").is_some() || get("gen_ai_request_model").is_some();
+        if !is_request {
+            continue;
+        }
+        requests += 1;
+        tokens += get("gen_ai_usage_total_tokens")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        cost += get("estimated_cost_usd")
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if let Some(model) = get("gen_ai_response_model").or(get("gen_ai_request_model")) {
+            *models.entry(model.to_string()).or_insert(0) += 1;
+        }
+    }
+    serde_json::json!({
+        "requests": requests,
+        "total_tokens": tokens,
+        "estimated_cost_usd": cost,
+        "models": models,
+    })
 }
 
 fn record_lookup(state: &AppState, s: &IdLookupStats) {

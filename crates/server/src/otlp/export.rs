@@ -17,24 +17,40 @@ use crate::error::ApiError;
 use crate::http::params::now_ns;
 use crate::ingest::accept::accept;
 use crate::metrics::{OTLP_POINTS_REJECTED, OTLP_RECORDS};
+use crate::otlp::access_log;
 use crate::otlp::logs::{into_streams, records};
 use crate::state::AppState;
 
+/// The blocking export of one signal for a tenant, as both transports call it.
+pub type ExportFn<Req, Resp> = fn(&AppState, &str, &Req) -> Result<Resp, ApiError>;
+
 /// Stores the log records of `request` through the same path as Loki pushes
-/// (validation, normalization, redaction, limits, WAL). Refused records are
-/// counted in `partial_success`; an overload or a refused batch is an error.
+/// (validation, normalization, redaction, limits, WAL). AI-gateway access logs
+/// are priced and sampled first ([`access_log`]): records the policy drops are
+/// not stored, and every access log, kept or dropped, is counted in the
+/// `genai_access_log_*` series once the kept ones are stored. Refused records
+/// are counted in `partial_success` (sampled-out ones are not refusals); an
+/// overload or a refused batch is an error, and then nothing is counted.
 pub fn export_logs(
     state: &AppState,
     tenant: &str,
     request: &ExportLogsServiceRequest,
 ) -> Result<ExportLogsServiceResponse, ApiError> {
-    let records = records(request, now_ns());
-    let total = records.len();
+    let now = now_ns();
+    let records = records(request, now);
     state
         .metrics
-        .add(OTLP_RECORDS, &[("signal", "logs")], total as f64);
-    let streams = into_streams(records.into_iter().map(|r| (r.labels, r.entry)));
-    let accepted = accept(state, tenant, streams)?;
+        .add(OTLP_RECORDS, &[("signal", "logs")], records.len() as f64);
+    let mut sampled = access_log::sample(state, tenant, records);
+    let kept = std::mem::take(&mut sampled.kept);
+    let total = kept.len();
+    let streams = into_streams(kept.into_iter().map(|r| (r.labels, r.entry)));
+    let accepted = if streams.is_empty() {
+        Default::default()
+    } else {
+        accept(state, tenant, streams)?
+    };
+    sampled.record(state, tenant, now)?;
     let rejected = total.saturating_sub(accepted.entries);
     Ok(ExportLogsServiceResponse {
         partial_success: (rejected > 0 || accepted.partial_error.is_some()).then(|| {

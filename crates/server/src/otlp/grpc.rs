@@ -122,25 +122,38 @@ pub(crate) fn count<T>(
     result
 }
 
+/// Runs a blocking export for the request's tenant and counts it under `signal`.
+async fn export_blocking<Req, Resp>(
+    state: &Arc<AppState>,
+    request: Request<Req>,
+    signal: &'static str,
+    export: export::ExportFn<Req, Resp>,
+) -> Result<Response<Resp>, Status>
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+{
+    let result = async {
+        let tenant = tenant_of_request(state, &request)?;
+        let body = request.into_inner();
+        let st = state.clone();
+        tokio::task::spawn_blocking(move || export(&st, &tenant, &body))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map(Response::new)
+            .map_err(to_status)
+    }
+    .await;
+    count(state, signal, result)
+}
+
 #[tonic::async_trait]
 impl LogsService for Otlp {
     async fn export(
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let state = self.state.clone();
-        let result = async {
-            let tenant = tenant_of_request(&state, &request)?;
-            let body = request.into_inner();
-            let st = state.clone();
-            tokio::task::spawn_blocking(move || export::export_logs(&st, &tenant, &body))
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?
-                .map(Response::new)
-                .map_err(to_status)
-        }
-        .await;
-        count(&state, "logs", result)
+        export_blocking(&self.state, request, "logs", export::export_logs).await
     }
 }
 
@@ -150,19 +163,7 @@ impl MetricsService for Otlp {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let state = self.state.clone();
-        let result = async {
-            let tenant = tenant_of_request(&state, &request)?;
-            let body = request.into_inner();
-            let st = state.clone();
-            tokio::task::spawn_blocking(move || export::export_metrics(&st, &tenant, &body))
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?
-                .map(Response::new)
-                .map_err(to_status)
-        }
-        .await;
-        count(&state, "metrics", result)
+        export_blocking(&self.state, request, "metrics", export::export_metrics).await
     }
 }
 

@@ -9,14 +9,16 @@
 //!   metadata under its sanitized name, as do `trace_id`/`span_id` (hex),
 //!   `severity_text` and `severity_number`;
 //! * the severity becomes `detected_level` (from the text, else the number);
-//! * the body is the line: a string as is, anything else as JSON;
+//! * the body is the line: a string as is, anything else as JSON (values are
+//!   rendered as the metric store renders attributes, `render_any_value`);
 //! * the time is the record's, else its observed time, else now.
 
 use std::collections::BTreeMap;
 
+use inferscope_metrics::render_any_value;
 use inferscope_model::{Labels, LogEntry, PushStream};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
 use crate::ingest::normalize::labels::sanitize_label_name;
@@ -51,8 +53,9 @@ pub const RESOURCE_LABELS: &[&str] = &[
 pub struct Record {
     /// The stream labels from the resource.
     pub labels: Labels,
-    /// The resource attributes, dotted keys, values as strings.
-    pub resource: Vec<(String, String)>,
+    /// The resource attributes, dotted keys, values as strings (shared by the
+    /// records of one resource).
+    pub resource: std::sync::Arc<[(String, String)]>,
     /// The record's own attributes, dotted keys, values as strings.
     pub attributes: Vec<(String, String)>,
     /// The entry as it will be stored.
@@ -63,11 +66,12 @@ pub struct Record {
 pub fn records(request: &ExportLogsServiceRequest, now_ns: i64) -> Vec<Record> {
     let mut out = Vec::new();
     for resource_logs in &request.resource_logs {
-        let resource: Vec<(String, String)> = resource_logs
+        let resource: std::sync::Arc<[(String, String)]> = resource_logs
             .resource
             .as_ref()
             .map(|r| attributes_as_strings(&r.attributes))
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into();
         let labels = resource_labels(&resource);
         let resource_metadata: Vec<(String, String)> = resource
             .iter()
@@ -144,7 +148,7 @@ fn entry_of(
         .find(|&t| t > 0)
         .and_then(|t| i64::try_from(t).ok())
         .unwrap_or(now_ns);
-    let line = record.body.as_ref().map(render_body).unwrap_or_default();
+    let line = render_any_value(record.body.as_ref());
     let mut metadata: Vec<(String, String)> = Vec::new();
     metadata.extend(resource_metadata.iter().cloned());
     metadata.extend(scope_metadata.iter().cloned());
@@ -166,18 +170,22 @@ fn entry_of(
     if let Some(level) = level_of(record) {
         metadata.push((DETECTED_LEVEL.into(), level.into()));
     }
-    // Later duplicates (record attributes) win over earlier ones (resource).
-    let mut seen = std::collections::HashSet::new();
-    let mut deduped: Vec<(String, String)> = metadata
+    // Later duplicates (record attributes) win over earlier ones (resource);
+    // empty values are left out. A record has a few dozen pairs at most: a
+    // linear scan beats hashing cloned keys.
+    let mut keep = vec![true; metadata.len()];
+    for (i, (k, v)) in metadata.iter().enumerate() {
+        keep[i] = !v.is_empty() && !metadata[i + 1..].iter().any(|(later, _)| later == k);
+    }
+    let mut flags = keep.into_iter();
+    let structured_metadata = metadata
         .into_iter()
-        .rev()
-        .filter(|(k, v)| !v.is_empty() && seen.insert(k.clone()))
+        .filter(|_| flags.next().unwrap_or(false))
         .collect();
-    deduped.reverse();
     LogEntry {
         timestamp_ns,
         line,
-        structured_metadata: deduped,
+        structured_metadata,
     }
 }
 
@@ -202,55 +210,13 @@ pub fn attributes_as_strings(attributes: &[KeyValue]) -> Vec<(String, String)> {
     attributes
         .iter()
         .map(|kv| {
-            let value = kv.value.as_ref().map(render_value).unwrap_or_default();
+            let value = render_any_value(kv.value.as_ref());
             (kv.key.clone(), value)
         })
         .collect()
 }
 
-/// A body as a line: strings as they are, other values as JSON.
-fn render_body(value: &AnyValue) -> String {
-    render_value(value)
-}
-
-/// An attribute value as a string: strings as they are, numbers and booleans
-/// in their usual form, bytes as hex, arrays and maps as JSON.
-pub fn render_value(value: &AnyValue) -> String {
-    match &value.value {
-        Some(any_value::Value::StringValue(s)) => s.clone(),
-        Some(any_value::Value::IntValue(i)) => i.to_string(),
-        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
-        Some(any_value::Value::BoolValue(b)) => b.to_string(),
-        Some(any_value::Value::BytesValue(b)) => hex(b),
-        Some(_) => to_json(value).to_string(),
-        None => String::new(),
-    }
-}
-
-fn to_json(value: &AnyValue) -> serde_json::Value {
-    use serde_json::Value as J;
-    match &value.value {
-        Some(any_value::Value::StringValue(s)) => J::String(s.clone()),
-        Some(any_value::Value::IntValue(i)) => J::from(*i),
-        Some(any_value::Value::DoubleValue(d)) => {
-            serde_json::Number::from_f64(*d).map_or(J::Null, J::Number)
-        }
-        Some(any_value::Value::BoolValue(b)) => J::Bool(*b),
-        Some(any_value::Value::BytesValue(b)) => J::String(hex(b)),
-        Some(any_value::Value::ArrayValue(a)) => J::Array(a.values.iter().map(to_json).collect()),
-        Some(any_value::Value::KvlistValue(kv)) => J::Object(
-            kv.values
-                .iter()
-                .map(|kv| {
-                    let v = kv.value.as_ref().map(to_json).unwrap_or(J::Null);
-                    (kv.key.clone(), v)
-                })
-                .collect(),
-        ),
-        Some(any_value::Value::StringValueStrindex(_)) | None => J::Null,
-    }
-}
-
+/// Trace and span ids as Loki writes them: lowercase hex.
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
@@ -264,7 +230,9 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValueList};
+    use opentelemetry_proto::tonic::common::v1::{
+        AnyValue, InstrumentationScope, KeyValueList, any_value,
+    };
     use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
     use opentelemetry_proto::tonic::resource::v1::Resource;
 

@@ -2,7 +2,9 @@
 //! ([`decode`]), OTLP log records as Loki log entries ([`logs`]), and the
 //! OTLP/gRPC services on `--grpc-listen` ([`grpc`]). The HTTP routes are in
 //! `http/otlp.rs`; both transports end in the same functions of [`export`].
+//! AI-gateway access logs are priced, sampled and counted by [`access_log`].
 
+pub mod access_log;
 pub mod decode;
 pub mod export;
 pub mod grpc;
