@@ -153,6 +153,21 @@ pub struct IngestConfig {
     /// Which JSON fields become labels or structured metadata, and how
     /// Kubernetes pod labels are named.
     pub labels: LabelPolicyConfig,
+    /// Per-tenant VRL programs run on every entry after normalization, before
+    /// redaction (see `ingest/transform.rs`).
+    pub transforms: Vec<TransformConfig>,
+}
+
+/// One tenant's VRL program (`ingest.transforms[]`), as a Vector `remap`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransformConfig {
+    /// The tenant, or `*` for every tenant without a program of its own.
+    pub tenant: String,
+    /// The program's text; set this or `file`.
+    pub source: Option<String>,
+    /// A file holding the program, read at startup.
+    pub file: Option<PathBuf>,
 }
 
 /// Event time taken from a JSON line's time field.
@@ -719,6 +734,8 @@ impl Config {
         }
         self.validate_auth()?;
         crate::ingest::redact::Redactor::new(&self.redaction)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        crate::ingest::transform::Transforms::new(&self.ingest.transforms)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         self.http_addr()?;
         self.grpc_addr()?;

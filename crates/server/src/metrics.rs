@@ -111,6 +111,12 @@ pub const EVENT_TIME_FAILURES: Family = Family {
     name: "inferscope_timestamp_parse_failures_total",
     help: "Time fields of lines not used (push time kept), by reason.",
 };
+/// Entries run through a tenant's VRL program, by tenant and outcome
+/// (`ok`, `error`: stored unchanged with `vrl_error`, `aborted`: stored unchanged).
+pub const VRL_ENTRIES: Family = Family {
+    name: "inferscope_vrl_entries_total",
+    help: "Entries run through a tenant's VRL transform, by outcome (ok, error, aborted).",
+};
 /// Trace and request id lookups (`/api/v1/trace/{id}`).
 pub const TRACE_LOOKUPS: Family = Family {
     name: "inferscope_trace_lookups_total",

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::ingest::cardinality::{CardinalityGuard, CardinalityLimits};
 use crate::ingest::rate_limit::{RateLimiter, RateLimits};
 use crate::ingest::redact::Redactor;
+use crate::ingest::transform::Transforms;
 use crate::metrics::Metrics;
 use crate::query::results_cache::{CacheSettings, ResultsCache};
 use crate::tenant::Tokens;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub results_cache: Arc<ResultsCache>,
     /// Secret redaction rules, applied before anything is stored.
     pub redactor: Redactor,
+    /// Per-tenant VRL programs, run on entries after normalization.
+    pub transforms: Transforms,
     /// Bearer tokens (`auth.tokens`); empty when not configured.
     pub tokens: Tokens,
     /// Active streams and label values per tenant, against their limits.
@@ -88,6 +91,12 @@ impl AppState {
         #[allow(clippy::expect_used)]
         let redactor = Redactor::new(&config.redaction)
             .expect("redaction patterns are checked by Config::validate");
+        #[allow(clippy::expect_used)]
+        let transforms = Transforms::new(&config.ingest.transforms)
+            .expect("VRL programs are checked by Config::validate");
+        for warning in transforms.warnings() {
+            tracing::warn!(warning = %warning, "VRL program compiled with warnings");
+        }
         let tokens = Tokens::new(&config.auth);
         let cardinality = CardinalityGuard::new(CardinalityLimits {
             max_streams: l.max_global_streams_per_user,
@@ -96,6 +105,7 @@ impl AppState {
         Arc::new(AppState {
             cardinality,
             redactor,
+            transforms,
             tokens,
             config,
             store,

@@ -1,5 +1,6 @@
 //! The one path by which decoded log streams enter the store, whatever the
-//! protocol: validate → normalize → rate limit → append (WAL first) → count.
+//! protocol: validate → normalize → VRL transform → redact → cardinality →
+//! rate limit → append (WAL first) → count.
 //!
 //! Invariant: a caller acknowledges only after [`accept`] returns `Ok`, and
 //! `Ok` means the WAL holds every accepted entry.
@@ -41,6 +42,15 @@ pub fn accept(
         &state.metrics,
         tenant,
         std::mem::take(&mut validated.streams),
+        now_ns(),
+    );
+    // The tenant's VRL program sees normalized entries; redaction still runs on
+    // what it produced.
+    state.transforms.transform_push(
+        limits,
+        &state.metrics,
+        tenant,
+        &mut validated.streams,
         now_ns(),
     );
     // Secrets never reach the WAL, the head, blocks or live tails (redacted after
