@@ -53,6 +53,11 @@ pub struct BenchArgs {
     /// Skip the zstd/grep reference measurements.
     #[arg(long)]
     pub skip_reference: bool,
+    /// Also ingest the dataset once with the ingest pipeline off (no
+    /// normalization, `detected_level`, metadata copies or redaction) and print
+    /// the pipeline's throughput as a share of that raw push path.
+    #[arg(long)]
+    pub compare_raw: bool,
 }
 
 /// The fixed queries: name, LogQL, limit.
@@ -148,8 +153,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
 
     let dataset = generate(&args, &work)?;
+    let own_config = write_config(&work, "bench.yaml", &bench_config(true))?;
+    let raw = if args.compare_raw {
+        let config = write_config(&work, "bench-raw.yaml", &bench_config(false))?;
+        Some(raw_path_ingest(&work, &config, &dataset, args.connections)?)
+    } else {
+        None
+    };
     let port = free_port()?;
-    let mut server = start_server(&work, port, args.config.as_deref())?;
+    let config = args.config.as_deref().unwrap_or(&own_config);
+    let mut server = start_server(config, &work.join("data"), port)?;
     let result = (|| -> anyhow::Result<()> {
         let base = format!("http://127.0.0.1:{port}");
         wait_ready(&base)?;
@@ -165,6 +178,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             ingest.push_seconds,
             dataset.bodies.len()
         );
+        if let Some(raw) = &raw {
+            println!(
+                "raw path {:>9.1} MB/s raw   {:>10.0} lines/s   (pipeline off); with the pipeline: {:.0} % of it",
+                dataset.raw_bytes as f64 / 1e6 / raw.push_seconds,
+                dataset.lines as f64 / raw.push_seconds,
+                100.0 * raw.push_seconds / ingest.push_seconds
+            );
+        }
         println!(
             "flush    {:>9.2} s to write all blocks",
             ingest.flush_seconds
@@ -308,20 +329,57 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-fn start_server(work: &Path, port: u16, config: Option<&Path>) -> anyhow::Result<Child> {
-    let own_config = work.join("bench.yaml");
-    let config = config.unwrap_or(&own_config);
-    std::fs::write(
-        &own_config,
-        "limits_config:\n  reject_old_samples: false\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n  per_stream_rate_limit: 10GB\n  per_stream_rate_limit_burst: 10GB\n  max_entries_limit_per_query: 50000\n  retention_period: 0\n",
-    )?;
-    let data = work.join("data");
+/// The benchmark's own server settings: no rate limits, old samples accepted;
+/// without `pipeline`, the ingest pipeline off (no `detected_level`,
+/// `service_name`, event time, metadata copies or redaction): the raw push path.
+fn bench_config(pipeline: bool) -> String {
+    let mut config = format!(
+        "limits_config:\n  reject_old_samples: false\n  ingestion_rate_mb: 100000\n  \
+         ingestion_burst_size_mb: 100000\n  per_stream_rate_limit: 10GB\n  \
+         per_stream_rate_limit_burst: 10GB\n  max_entries_limit_per_query: 50000\n  \
+         retention_period: 0\n  discover_log_levels: {pipeline}\n"
+    );
+    if !pipeline {
+        config.push_str(
+            "  discover_service_name: []\ningest:\n  event_time:\n    enabled: false\n  \
+             labels:\n    structured_metadata_fields: []\nredaction:\n  enabled: false\n",
+        );
+    }
+    config
+}
+
+fn write_config(work: &Path, name: &str, config: &str) -> anyhow::Result<PathBuf> {
+    let path = work.join(name);
+    std::fs::write(&path, config)?;
+    Ok(path)
+}
+
+/// Ingests the dataset into a server with the pipeline off (its data is deleted
+/// afterwards).
+fn raw_path_ingest(
+    work: &Path,
+    config: &Path,
+    dataset: &Dataset,
+    connections: usize,
+) -> anyhow::Result<IngestFigures> {
+    let port = free_port()?;
+    let data = work.join("data-raw");
+    let mut server = start_server(config, &data, port)?;
+    let base = format!("http://127.0.0.1:{port}");
+    let result = wait_ready(&base).and_then(|()| ingest(&base, dataset, connections, server.id()));
+    let _ = server.kill();
+    let _ = server.wait();
     let _ = std::fs::remove_dir_all(&data);
+    result
+}
+
+fn start_server(config: &Path, data: &Path, port: u16) -> anyhow::Result<Child> {
+    let _ = std::fs::remove_dir_all(data);
     Command::new(std::env::current_exe()?)
         .args(["serve", "--config"])
         .arg(config)
         .arg("--data-dir")
-        .arg(&data)
+        .arg(data)
         .args([
             "--listen",
             &format!("127.0.0.1:{port}"),
@@ -604,5 +662,27 @@ fn human(bytes: u64) -> String {
         format!("{:.1} MB", b / 1e6)
     } else {
         format!("{:.0} kB", b / 1e3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bench_config;
+    use crate::config::Config;
+
+    #[test]
+    fn raw_path_config_turns_the_pipeline_off() {
+        let on = Config::from_yaml(&bench_config(true)).expect("pipeline config");
+        assert!(on.limits_config.discover_log_levels);
+        assert!(on.redaction.enabled);
+        assert!(!on.limits_config.reject_old_samples);
+
+        let off = Config::from_yaml(&bench_config(false)).expect("raw path config");
+        assert!(!off.limits_config.discover_log_levels);
+        assert!(off.limits_config.discover_service_name.is_empty());
+        assert!(!off.ingest.event_time.enabled);
+        assert!(off.ingest.labels.structured_metadata_fields.is_empty());
+        assert!(!off.redaction.enabled);
+        assert!(!off.limits_config.reject_old_samples);
     }
 }

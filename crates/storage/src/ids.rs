@@ -23,6 +23,7 @@
 //! once, counted in [`IdLookupStats::blocks_unindexed`]).
 
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
@@ -242,17 +243,30 @@ pub fn ids_in_line(line: &str, f: &mut dyn FnMut(&str)) {
 }
 
 /// Calls `f` with every id of an entry: metadata values first, then line values.
+/// A line value equal to one of the entry's metadata ids is left out (ingest
+/// copies the line's ids into metadata, so most would be repeats).
 pub fn ids_in_entry<'a>(
     line: &str,
     meta: impl Iterator<Item = (&'a str, &'a str)>,
     f: &mut dyn FnMut(&str),
 ) {
+    let mut seen: [&str; 4] = [""; 4];
+    let mut n_seen = 0;
     for (k, v) in meta {
         if ID_FIELDS.contains(&k) {
             emit(v, f);
+            if n_seen < seen.len() {
+                seen[n_seen] = v;
+                n_seen += 1;
+            }
         }
     }
-    ids_in_line(line, f);
+    let seen = &seen[..n_seen];
+    ids_in_line(line, &mut |v| {
+        if !seen.contains(&v) {
+            f(v);
+        }
+    });
 }
 
 /// The ids a lookup wants, with the per-entry confirmation.
@@ -433,7 +447,32 @@ pub fn sidecar_path(tenant: &str, block_id: &str) -> ObjPath {
 /// The head's id index of one tenant: `(hash, stream index)` pairs.
 #[derive(Debug, Default)]
 pub struct HeadIds {
-    pairs: HashSet<(u64, u32)>,
+    pairs: HashSet<(u64, u32), BuildHasherDefault<PairHasher>>,
+}
+
+/// Hashes `(id hash, stream)` pairs: the id hash is already FNV-mixed, so one
+/// multiply per word replaces SipHash on the ingest path.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PairHasher(u64);
+
+impl Hasher for PairHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(26) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
 }
 
 impl HeadIds {

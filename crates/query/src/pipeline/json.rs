@@ -7,6 +7,8 @@
 //! contain a backslash.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// Why a line is not (valid) JSON. The text goes into `__error_details__`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -324,7 +326,7 @@ pub fn flatten(line: &str, emit: &mut dyn FnMut(&str, Cow<'_, str>)) -> Result<(
 /// still checked to be one JSON object, as a parser error is a label too.
 pub fn flatten_only(
     line: &str,
-    only: Option<&[String]>,
+    only: Option<&KeyFilter>,
     emit: &mut dyn FnMut(&str, Cow<'_, str>),
 ) -> Result<(), JsonError> {
     let mut sc = Scanner::new(line);
@@ -337,29 +339,72 @@ pub fn flatten_only(
     sc.finish()
 }
 
-/// Whether `key` is wanted, and whether a wanted key lies below it.
-fn interest(only: Option<&[String]>, key: &str) -> (bool, bool) {
-    let Some(only) = only else {
-        return (true, true);
-    };
-    let k = key.as_bytes();
-    let (mut wanted, mut parent) = (false, false);
-    for n in only.iter().map(|n| n.as_bytes()) {
-        // Most names differ in their first byte: skip them before any memcmp
-        // (this runs for every key of every line).
-        if n.first() != k.first() && !k.is_empty() {
-            continue;
+/// The flattened keys a [`flatten_only`] caller wants, and the keys of the
+/// objects they lie below (`request` for `request_id`), in one map: every key
+/// of every line is looked up, so this is one hash per key instead of a
+/// comparison per wanted name.
+#[derive(Debug, Clone, Default)]
+pub struct KeyFilter {
+    /// Key → (wanted, a wanted key lies below it).
+    keys: HashMap<String, (bool, bool), BuildHasherDefault<KeyHasher>>,
+}
+
+impl KeyFilter {
+    /// A filter for the flattened (sanitized) key names `names`.
+    pub fn new<S: AsRef<str>>(names: &[S]) -> Self {
+        let mut keys: HashMap<String, (bool, bool), BuildHasherDefault<KeyHasher>> =
+            HashMap::default();
+        for name in names.iter().map(AsRef::as_ref) {
+            keys.entry(name.to_string()).or_default().0 = true;
+            for (i, b) in name.bytes().enumerate() {
+                if b == b'_' && i > 0 {
+                    keys.entry(name[..i].to_string()).or_default().1 = true;
+                }
+            }
         }
-        wanted |= n == k;
-        parent |= n.len() > k.len() && n.starts_with(k) && n[k.len()] == b'_';
+        KeyFilter { keys }
     }
-    (wanted, parent)
+
+    /// Whether `key` is wanted, and whether a wanted key lies below it.
+    fn interest(&self, key: &str) -> (bool, bool) {
+        self.keys.get(key).copied().unwrap_or_default()
+    }
+}
+
+/// FNV-1a over a key's bytes: keys are short, and the sets are ours.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl Default for KeyHasher {
+    fn default() -> Self {
+        KeyHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+/// Whether `key` is wanted, and whether a wanted key lies below it.
+fn interest(only: Option<&KeyFilter>, key: &str) -> (bool, bool) {
+    match only {
+        None => (true, true),
+        Some(filter) => filter.interest(key),
+    }
 }
 
 fn flatten_object(
     sc: &mut Scanner<'_>,
     prefix: &mut String,
-    only: Option<&[String]>,
+    only: Option<&KeyFilter>,
     emit: &mut dyn FnMut(&str, Cow<'_, str>),
     depth: usize,
 ) -> Result<(), JsonError> {
@@ -783,7 +828,7 @@ mod tests {
                 .collect();
             only.push(extra);
             let mut got = Vec::new();
-            flatten_only(&line, Some(&only), &mut |k, v| got.push((k.to_string(), v.into_owned())))
+            flatten_only(&line, Some(&KeyFilter::new(&only)), &mut |k, v| got.push((k.to_string(), v.into_owned())))
                 .expect("valid json");
             let want: Vec<(String, String)> =
                 all.into_iter().filter(|(k, _)| only.contains(k)).collect();

@@ -78,7 +78,7 @@ pub enum PipelineError {
 enum Compiled {
     LineFilter(LineFilter),
     /// `| json`; with `Some`, only these (final) label names are extracted.
-    JsonAll(Option<Vec<String>>),
+    JsonAll(Option<json::KeyFilter>),
     JsonPaths(Vec<(String, json::JsonPath)>),
     Logfmt {
         strict: bool,
@@ -201,7 +201,9 @@ impl Pipeline {
                         .map_err(|e| PipelineError::Filter(e.to_string()))?;
                     Compiled::LineFilter(f)
                 }
-                Stage::Parser(ParserStage::Json(ex)) if ex.is_empty() => Compiled::JsonAll(only()),
+                Stage::Parser(ParserStage::Json(ex)) if ex.is_empty() => {
+                    Compiled::JsonAll(only().map(|names| json::KeyFilter::new(&names)))
+                }
                 Stage::Parser(ParserStage::Json(ex)) => {
                     let mut paths = Vec::with_capacity(ex.len());
                     for e in ex {

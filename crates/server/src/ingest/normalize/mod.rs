@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use inferscope_model::{Labels, LogEntry, PushStream};
-use inferscope_query::pipeline::json::{flatten_only, sanitize_key};
+use inferscope_query::pipeline::json::{KeyFilter, flatten_only, sanitize_key};
 
 use self::level::{DEFAULT_LEVEL_FIELDS, DETECTED_LEVEL};
 use self::time::{Window, parse_event_time};
@@ -107,8 +107,8 @@ pub struct Normalizer {
     metadata_keys: Vec<String>,
     label_keys: Vec<String>,
     kubernetes: Vec<(String, String)>,
-    /// Every JSON key wanted, for the scanner.
-    wanted: Vec<String>,
+    /// Every JSON key wanted, for the scanner; `None` when there is none.
+    wanted: Option<KeyFilter>,
     window_age_ns: Option<i64>,
     grace_ns: i64,
     max_labels: usize,
@@ -184,7 +184,7 @@ impl Normalizer {
             metadata_keys,
             label_keys,
             kubernetes,
-            wanted,
+            wanted: (!wanted.is_empty()).then(|| KeyFilter::new(&wanted)),
             window_age_ns: limits
                 .reject_old_samples
                 .then_some(limits.reject_old_samples_max_age.as_nanos() as i64),
@@ -298,9 +298,11 @@ impl Normalizer {
         window: Window,
         stats: &mut NormalizeStats,
     ) -> Vec<(String, String)> {
-        let found = if looks_like_json(&entry.line) && !self.wanted.is_empty() {
+        let found = if let Some(wanted) = &self.wanted
+            && looks_like_json(&entry.line)
+        {
             stats.json_lines += 1;
-            let found = self.scan_json(&entry.line);
+            let found = self.scan_json(wanted, &entry.line);
             if found.is_none() {
                 stats.invalid_json += 1;
             }
@@ -392,9 +394,9 @@ impl Normalizer {
     }
 
     /// The wanted fields of a JSON line, `None` when it is not valid JSON.
-    fn scan_json(&self, line: &str) -> Option<Found> {
+    fn scan_json(&self, wanted: &KeyFilter, line: &str) -> Option<Found> {
         let mut found = Found::default();
-        let result = flatten_only(line, Some(&self.wanted), &mut |key, value| {
+        let result = flatten_only(line, Some(wanted), &mut |key, value| {
             if let Some(rank) = self.time_keys.iter().position(|k| k == key)
                 && found.time.as_ref().is_none_or(|(r, _)| rank < *r)
             {
@@ -430,14 +432,14 @@ pub fn looks_like_json(line: &str) -> bool {
 /// order of preference); `None` for other lines or invalid JSON. Borrowed from
 /// the line unless the JSON string had escapes.
 pub fn message_of(line: &str) -> Option<Cow<'_, str>> {
-    static KEYS: LazyLock<Vec<String>> =
-        LazyLock::new(|| ["message", "msg", "event"].map(String::from).to_vec());
+    const NAMES: [&str; 3] = ["message", "msg", "event"];
+    static KEYS: LazyLock<KeyFilter> = LazyLock::new(|| KeyFilter::new(&NAMES));
     if !looks_like_json(line) {
         return None;
     }
     let mut best: Option<(usize, Cow<'_, str>)> = None;
     flatten_only(line, Some(&KEYS), &mut |key, value| {
-        if let Some(rank) = KEYS.iter().position(|k| k == key)
+        if let Some(rank) = NAMES.iter().position(|k| *k == key)
             && best.as_ref().is_none_or(|(r, _)| rank < *r)
         {
             best = Some((rank, Cow::Owned(value.into_owned())));
