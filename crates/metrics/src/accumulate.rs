@@ -21,28 +21,9 @@
 /// stable across processes and versions since it is stored on disk).
 pub(crate) type StreamKey = (u64, u64);
 
-/// A fast hasher for keys that are already well-mixed hashes or small ids (series
-/// ids, label-set hashes, stream keys): one multiply per `u64`.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct MixHasher(u64);
-
-impl std::hash::Hasher for MixHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(29) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-/// A `HashMap` keyed by ids or hashes, with [`MixHasher`].
+/// A `HashMap` keyed by ids or hashes.
 pub(crate) type FastMap<K, V> =
-    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<MixHasher>>;
+    std::collections::HashMap<K, V, inferscope_model::hash::FastBuildHasher>;
 
 /// FNV-1a state for building a [`StreamKey`] incrementally.
 #[derive(Debug, Clone, Copy)]

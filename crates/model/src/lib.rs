@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 mod entry;
+pub mod hash;
 mod labels;
 mod matcher;
 mod time;

@@ -23,11 +23,11 @@
 //! once, counted in [`IdLookupStats::blocks_unindexed`]).
 
 use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 use futures::StreamExt;
+use inferscope_model::hash::FastBuildHasher;
 use inferscope_model::{Labels, TimeRange};
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStoreExt, PutPayload};
@@ -447,32 +447,7 @@ pub fn sidecar_path(tenant: &str, block_id: &str) -> ObjPath {
 /// The head's id index of one tenant: `(hash, stream index)` pairs.
 #[derive(Debug, Default)]
 pub struct HeadIds {
-    pairs: HashSet<(u64, u32), BuildHasherDefault<PairHasher>>,
-}
-
-/// Hashes `(id hash, stream)` pairs: the id hash is already FNV-mixed, so one
-/// multiply per word replaces SipHash on the ingest path.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct PairHasher(u64);
-
-impl Hasher for PairHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(26) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    fn write_u32(&mut self, v: u32) {
-        self.write_u64(u64::from(v));
-    }
+    pairs: HashSet<(u64, u32), FastBuildHasher>,
 }
 
 impl HeadIds {

@@ -8,7 +8,8 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+
+use inferscope_model::hash::FastBuildHasher;
 
 /// Why a line is not (valid) JSON. The text goes into `__error_details__`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -346,14 +347,13 @@ pub fn flatten_only(
 #[derive(Debug, Clone, Default)]
 pub struct KeyFilter {
     /// Key → (wanted, a wanted key lies below it).
-    keys: HashMap<String, (bool, bool), BuildHasherDefault<KeyHasher>>,
+    keys: HashMap<String, (bool, bool), FastBuildHasher>,
 }
 
 impl KeyFilter {
     /// A filter for the flattened (sanitized) key names `names`.
     pub fn new<S: AsRef<str>>(names: &[S]) -> Self {
-        let mut keys: HashMap<String, (bool, bool), BuildHasherDefault<KeyHasher>> =
-            HashMap::default();
+        let mut keys: HashMap<String, (bool, bool), FastBuildHasher> = HashMap::default();
         for name in names.iter().map(AsRef::as_ref) {
             keys.entry(name.to_string()).or_default().0 = true;
             for (i, b) in name.bytes().enumerate() {
@@ -368,28 +368,6 @@ impl KeyFilter {
     /// Whether `key` is wanted, and whether a wanted key lies below it.
     fn interest(&self, key: &str) -> (bool, bool) {
         self.keys.get(key).copied().unwrap_or_default()
-    }
-}
-
-/// FNV-1a over a key's bytes: keys are short, and the sets are ours.
-#[derive(Debug, Clone, Copy)]
-pub struct KeyHasher(u64);
-
-impl Default for KeyHasher {
-    fn default() -> Self {
-        KeyHasher(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
     }
 }
 
