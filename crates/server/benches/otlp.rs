@@ -117,12 +117,9 @@ fn state(dir: &std::path::Path, runtime: &tokio::runtime::Runtime) -> Arc<AppSta
     config.common.path_prefix = dir.to_path_buf();
     config.limits_config.ingestion_rate_mb = 1e6;
     config.limits_config.ingestion_burst_size_mb = 1e6;
-    let store = runtime
-        .block_on(inferscope_server::open_store(&config))
-        .expect("store");
-    let metric_store = inferscope_server::open_metric_store(&config).expect("metric store");
-    let genai = inferscope_server::genai_deriver(&config).expect("pricing");
-    AppState::new(config, store, metric_store, genai)
+    runtime
+        .block_on(inferscope_server::open_state(config))
+        .expect("server state")
 }
 
 fn access_logs(runtime: &tokio::runtime::Runtime) {

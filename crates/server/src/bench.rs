@@ -332,7 +332,7 @@ fn free_port() -> anyhow::Result<u16> {
 /// The benchmark's own server settings: no rate limits, old samples accepted;
 /// without `pipeline`, the ingest pipeline off (no `detected_level`,
 /// `service_name`, event time, metadata copies or redaction): the raw push path.
-fn bench_config(pipeline: bool) -> String {
+pub fn bench_config(pipeline: bool) -> String {
     let mut config = format!(
         "limits_config:\n  reject_old_samples: false\n  ingestion_rate_mb: 100000\n  \
          ingestion_burst_size_mb: 100000\n  per_stream_rate_limit: 10GB\n  \

@@ -88,6 +88,16 @@ pub fn genai_deriver(config: &Config) -> anyhow::Result<Arc<inferscope_metrics::
     Ok(Arc::new(GenAiDeriver::new(PricingHandle::new(table))))
 }
 
+/// The server's state over the stores `config` names (opened or created),
+/// without any listener: what the server runs on, and what the in-process
+/// benchmarks drive.
+pub async fn open_state(config: Config) -> anyhow::Result<Arc<AppState>> {
+    let store = open_store(&config).await?;
+    let metric_store = open_metric_store(&config)?;
+    let genai = genai_deriver(&config)?;
+    Ok(AppState::new(config, store, metric_store, genai))
+}
+
 /// A server bound to its port, not yet serving.
 pub struct Server {
     /// Shared state.
@@ -103,15 +113,14 @@ impl Server {
         config.auth.load_token_files()?;
         log_access_mode(&config);
         let addr = config.http_addr()?;
-        let store = open_store(&config).await?;
-        let metric_store = open_metric_store(&config)?;
-        let genai = genai_deriver(&config)?;
+        let grpc_addr = config.grpc_addr()?;
+        let state = open_state(config).await?;
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("failed to listen on {addr}"))?;
-        let grpc_listener = otlp::grpc::bind(config.grpc_addr()?).await?;
+        let grpc_listener = otlp::grpc::bind(grpc_addr).await?;
         Ok(Server {
-            state: AppState::new(config, store, metric_store, genai),
+            state,
             listener,
             grpc_listener,
         })
@@ -134,6 +143,7 @@ impl Server {
     ) -> anyhow::Result<()> {
         let state = self.state;
         let maintenance = tokio::spawn(maintenance_loop(state.clone()));
+        tokio::spawn(preload_id_sidecars(state.clone()));
         let pricing = tokio::spawn(pricing_reload_loop(state.clone()));
         // One shutdown signal for both transports.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -174,6 +184,21 @@ impl Server {
             .context("failed to checkpoint the metric store on shutdown")?;
         tracing::info!("shutdown complete");
         Ok(())
+    }
+}
+
+/// Loads the id sidecars of the stored blocks in the background, so that the
+/// first trace lookups after a start do not wait for them.
+async fn preload_id_sidecars(state: Arc<AppState>) {
+    let started = std::time::Instant::now();
+    let (sidecars, bytes) = state.store.preload_id_sidecars().await;
+    if sidecars > 0 {
+        tracing::info!(
+            sidecars,
+            bytes,
+            seconds = started.elapsed().as_secs_f64(),
+            "id sidecars loaded for trace lookups"
+        );
     }
 }
 

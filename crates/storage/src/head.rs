@@ -14,6 +14,8 @@ use std::time::Instant;
 use inferscope_model::{LabelMatcher, Labels, LogEntry, PushStream, TimeRange, matches_all};
 use parking_lot::{Mutex, RwLock};
 
+use crate::scan::MetadataRef;
+
 /// A chunk stops growing in place beyond this many line bytes.
 const CHUNK_TARGET_BYTES: usize = 1 << 20;
 /// Fixed per-entry bookkeeping counted in head bytes.
@@ -25,8 +27,13 @@ pub struct Chunk {
     ts: Vec<i64>,
     line_ends: Vec<usize>,
     lines: String,
+    /// Per entry: how many metadata pairs it and the entries before it hold.
     meta_ends: Vec<usize>,
-    meta: Vec<(String, String)>,
+    /// Every metadata name and value, concatenated (one buffer, not two
+    /// `String`s a pair: no allocation per pair on the ingest path).
+    meta_text: String,
+    /// End offset in `meta_text` of each name and of each value, alternating.
+    meta_bounds: Vec<usize>,
     /// Smallest timestamp in the chunk.
     pub min_ts: i64,
     /// Largest timestamp in the chunk.
@@ -40,7 +47,8 @@ impl Chunk {
             line_ends: Vec::with_capacity(entries),
             lines: String::with_capacity(line_bytes),
             meta_ends: Vec::with_capacity(entries),
-            meta: Vec::new(),
+            meta_text: String::new(),
+            meta_bounds: Vec::new(),
             min_ts: i64::MAX,
             max_ts: i64::MIN,
         }
@@ -50,8 +58,13 @@ impl Chunk {
         self.ts.push(e.timestamp_ns);
         self.lines.push_str(&e.line);
         self.line_ends.push(self.lines.len());
-        self.meta.extend(e.structured_metadata.iter().cloned());
-        self.meta_ends.push(self.meta.len());
+        for (name, value) in &e.structured_metadata {
+            self.meta_text.push_str(name);
+            self.meta_bounds.push(self.meta_text.len());
+            self.meta_text.push_str(value);
+            self.meta_bounds.push(self.meta_text.len());
+        }
+        self.meta_ends.push(self.meta_bounds.len() / 2);
         self.min_ts = self.min_ts.min(e.timestamp_ns);
         self.max_ts = self.max_ts.max(e.timestamp_ns);
     }
@@ -83,9 +96,17 @@ impl Chunk {
     }
 
     /// Structured metadata of entry `i`.
-    pub fn meta(&self, i: usize) -> &[(String, String)] {
-        let start = if i == 0 { 0 } else { self.meta_ends[i - 1] };
-        &self.meta[start..self.meta_ends[i]]
+    pub fn meta(&self, i: usize) -> MetadataRef<'_> {
+        let first = if i == 0 { 0 } else { self.meta_ends[i - 1] };
+        let text_start = match first {
+            0 => 0,
+            n => self.meta_bounds[2 * n - 1],
+        };
+        MetadataRef::Flat {
+            text: &self.meta_text,
+            text_start,
+            bounds: &self.meta_bounds[2 * first..2 * self.meta_ends[i]],
+        }
     }
 }
 
@@ -397,6 +418,39 @@ mod tests {
                 .map(|&t| LogEntry::new(t, format!("l{t}")))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn metadata_reads_back_per_entry() {
+        let pairs = |n: usize| -> Vec<(String, String)> {
+            (0..n)
+                .map(|j| {
+                    (
+                        format!("k{j}é"),
+                        if j == 1 {
+                            String::new()
+                        } else {
+                            format!("v{n}-{j}")
+                        },
+                    )
+                })
+                .collect()
+        };
+        let mut stream = push(&[("app", "a")], &[1, 2, 3, 4]);
+        for (e, n) in stream.entries.iter_mut().zip([0, 3, 0, 1]) {
+            e.structured_metadata = pairs(n);
+        }
+        let h = Head::new();
+        h.append("t", &[stream.clone()]);
+        let snap = h.select("t", &[], TimeRange::all());
+        let chunk = &snap[0].chunks[0];
+        for (i, e) in stream.entries.iter().enumerate() {
+            let meta = chunk.meta(i);
+            assert_eq!(meta.len(), e.structured_metadata.len());
+            assert_eq!(meta.to_vec(), e.structured_metadata, "entry {i}");
+        }
+        assert_eq!(chunk.meta(1).get("k2é"), Some("v3-2"));
+        assert_eq!(chunk.meta(1).get("k1é"), Some(""));
     }
 
     #[test]

@@ -39,8 +39,19 @@ pub struct ScanRequest {
 /// Structured metadata of an entry, without copying it out of the store.
 #[derive(Debug, Clone)]
 pub enum MetadataRef<'a> {
-    /// Metadata held as pairs (head entries).
+    /// Metadata held as pairs.
     Pairs(&'a [(String, String)]),
+    /// Metadata of a head entry: names and values concatenated in `text`;
+    /// `bounds` holds the end offset of each name and of each value,
+    /// alternating; the first name starts at `text_start`.
+    Flat {
+        /// The chunk's metadata text.
+        text: &'a str,
+        /// Where this entry's first name starts in `text`.
+        text_start: usize,
+        /// End offsets of this entry's names and values, alternating.
+        bounds: &'a [usize],
+    },
     /// Metadata inside an Arrow map column (block entries).
     Arrow {
         /// Map keys.
@@ -57,6 +68,7 @@ impl<'a> MetadataRef<'a> {
     pub fn len(&self) -> usize {
         match self {
             MetadataRef::Pairs(p) => p.len(),
+            MetadataRef::Flat { bounds, .. } => bounds.len() / 2,
             MetadataRef::Arrow { range, .. } => range.len(),
         }
     }
@@ -100,6 +112,23 @@ impl<'a> Iterator for MetadataIter<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         let item = match &self.inner {
             MetadataRef::Pairs(p) => p.get(self.pos).map(|(k, v)| (k.as_str(), v.as_str())),
+            MetadataRef::Flat {
+                text,
+                text_start,
+                bounds,
+            } => {
+                let j = 2 * self.pos;
+                match (bounds.get(j), bounds.get(j + 1)) {
+                    (Some(&name_end), Some(&value_end)) => {
+                        let name_start = if j == 0 { *text_start } else { bounds[j - 1] };
+                        // The offsets were taken between pushed strings: always
+                        // char boundaries.
+                        let name = text.get(name_start..name_end).unwrap_or_default();
+                        Some((name, text.get(name_end..value_end).unwrap_or_default()))
+                    }
+                    _ => None,
+                }
+            }
             MetadataRef::Arrow {
                 keys,
                 values,
@@ -232,7 +261,7 @@ impl ScanTask {
                                 EntryRef {
                                     timestamp_ns: ts,
                                     line,
-                                    structured_metadata: MetadataRef::Pairs(c.meta(i)),
+                                    structured_metadata: c.meta(i),
                                 },
                             );
                         }

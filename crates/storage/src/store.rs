@@ -380,6 +380,15 @@ impl Store {
         (heads, blocks)
     }
 
+    /// Every block of every tenant, as the manifest lists them now.
+    pub(crate) fn all_blocks(&self) -> Vec<Arc<BlockEntry>> {
+        let st = self.inner.state.read();
+        st.tenants
+            .values()
+            .flat_map(|t| t.blocks.iter().cloned())
+            .collect()
+    }
+
     fn mark_bad(&self, b: &BlockMeta, err: &StorageError) {
         tracing::warn!(block = %b.path, error = %err, "skipping corrupt or missing block");
         if self.inner.bad_blocks.lock().insert(b.id.clone()) {
@@ -1078,11 +1087,7 @@ pub(crate) fn build_from_head(
                     deleted += 1;
                     continue;
                 }
-                b.push(
-                    ts,
-                    c.line(i),
-                    c.meta(i).iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                )?;
+                b.push(ts, c.line(i), c.meta(i).iter())?;
             }
         }
         b.finish()

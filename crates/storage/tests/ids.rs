@@ -104,6 +104,34 @@ async fn lookup_in_head_after_flush_reopen_and_compaction() {
     drop(store);
 
     let store = Store::open(config(dir.path())).await.expect("reopen");
+    let sidecars: Vec<std::path::PathBuf> = walk(dir.path())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "ids"))
+        .collect();
+    let sidecar_bytes: u64 = sidecars
+        .iter()
+        .map(|p| std::fs::metadata(p).expect("stat").len())
+        .sum();
+    assert_eq!(
+        store.preload_id_sidecars().await,
+        (2, sidecar_bytes),
+        "both blocks' sidecars loaded"
+    );
+    // Held in memory: lookups still use them with the files gone.
+    let saved: Vec<Vec<u8>> = sidecars
+        .iter()
+        .map(|p| std::fs::read(p).expect("read"))
+        .collect();
+    for p in &sidecars {
+        std::fs::remove_file(p).expect("remove");
+    }
+    let (got, stats) = lookup(&store, "t-gateway-1000000-3").await;
+    assert_eq!(got, vec![(1_003_000, "gateway".to_string())]);
+    assert_eq!((stats.blocks_skipped, stats.blocks_read), (1, 1));
+    assert_eq!(stats.blocks_unindexed, 0);
+    for (p, bytes) in sidecars.iter().zip(saved) {
+        std::fs::write(p, bytes).expect("restore");
+    }
     assert_eq!(lookup(&store, "shared").await.0, want);
     store.maintain().await.expect("compact");
     assert_eq!(store.metrics().compactions, 1);
@@ -147,6 +175,7 @@ async fn corrupt_sidecar_is_reported_and_the_block_scanned() {
     std::fs::write(&sidecar, bytes).expect("write");
 
     let store = Store::open(config(dir.path())).await.expect("reopen");
+    assert_eq!(store.preload_id_sidecars().await, (0, 0), "nothing loaded");
     let (got, stats) = lookup(&store, "shared").await;
     assert_eq!(got, expected(0));
     assert_eq!((stats.blocks_unindexed, stats.blocks_read), (1, 1));

@@ -317,7 +317,10 @@ pub fn sanitize_key(key: &str) -> String {
 
 /// Flattens a JSON object line, calling `emit(key, value)` for every scalar leaf.
 /// Emits what it found before an error, like Loki.
-pub fn flatten(line: &str, emit: &mut dyn FnMut(&str, Cow<'_, str>)) -> Result<(), JsonError> {
+pub fn flatten<'l>(
+    line: &'l str,
+    emit: &mut dyn FnMut(&str, Cow<'l, str>),
+) -> Result<(), JsonError> {
     flatten_only(line, None, emit)
 }
 
@@ -325,10 +328,11 @@ pub fn flatten(line: &str, emit: &mut dyn FnMut(&str, Cow<'_, str>)) -> Result<(
 /// (`None`: all): other values are skipped without being decoded, and
 /// objects are entered only when a wanted key lies below them. The line is
 /// still checked to be one JSON object, as a parser error is a label too.
-pub fn flatten_only(
-    line: &str,
+/// A value without escapes is borrowed from `line`, so the caller may keep it.
+pub fn flatten_only<'l>(
+    line: &'l str,
     only: Option<&KeyFilter>,
-    emit: &mut dyn FnMut(&str, Cow<'_, str>),
+    emit: &mut dyn FnMut(&str, Cow<'l, str>),
 ) -> Result<(), JsonError> {
     let mut sc = Scanner::new(line);
     sc.ws();
@@ -379,11 +383,11 @@ fn interest(only: Option<&KeyFilter>, key: &str) -> (bool, bool) {
     }
 }
 
-fn flatten_object(
-    sc: &mut Scanner<'_>,
+fn flatten_object<'l>(
+    sc: &mut Scanner<'l>,
     prefix: &mut String,
     only: Option<&KeyFilter>,
-    emit: &mut dyn FnMut(&str, Cow<'_, str>),
+    emit: &mut dyn FnMut(&str, Cow<'l, str>),
     depth: usize,
 ) -> Result<(), JsonError> {
     if depth > MAX_DEPTH {

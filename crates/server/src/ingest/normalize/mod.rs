@@ -26,9 +26,10 @@ pub mod level;
 pub mod time;
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 
+use inferscope_model::hash::FastBuildHasher;
 use inferscope_model::{Labels, LogEntry, PushStream};
 use inferscope_query::pipeline::json::{KeyFilter, flatten_only, sanitize_key};
 
@@ -100,15 +101,14 @@ pub struct Normalizer {
     discover_levels: bool,
     /// Level field names as configured (labels, metadata, logfmt keys).
     level_fields: Vec<String>,
-    /// The same as flattened JSON keys.
-    level_keys: Vec<String>,
     service_name_labels: Vec<String>,
-    time_keys: Vec<String>,
-    metadata_keys: Vec<String>,
+    /// `ingest.labels.from_fields` as flattened JSON keys.
     label_keys: Vec<String>,
     kubernetes: Vec<(String, String)>,
     /// Every JSON key wanted, for the scanner; `None` when there is none.
     wanted: Option<KeyFilter>,
+    /// What each wanted key is used for (one lookup per key found).
+    roles: HashMap<String, KeyRoles, FastBuildHasher>,
     window_age_ns: Option<i64>,
     grace_ns: i64,
     max_labels: usize,
@@ -117,14 +117,33 @@ pub struct Normalizer {
     max_metadata_bytes: usize,
 }
 
-/// Fields found in one JSON line.
+/// Fields found in one JSON line; time and level borrowed from it.
 #[derive(Debug, Default)]
-struct Found {
-    /// (rank in `time_keys`, value)
-    time: Option<(usize, String)>,
-    level: Option<String>,
+struct Found<'l> {
+    /// (rank in `ingest.event_time.fields`, value)
+    time: Option<(usize, Cow<'l, str>)>,
+    level: Option<Cow<'l, str>>,
     metadata: Vec<(String, String)>,
     labels: Vec<(String, String)>,
+}
+
+/// What a wanted JSON key is used for (a key may serve several purposes).
+#[derive(Debug, Clone, Copy, Default)]
+struct KeyRoles {
+    /// Rank in `ingest.event_time.fields` (the first listed wins).
+    time_rank: Option<usize>,
+    level: bool,
+    metadata: bool,
+    label: bool,
+}
+
+/// A change of an entry's `detected_level`.
+#[derive(Debug)]
+enum LevelUpdate {
+    /// The pushed value, spelled canonically (`WARNING` → `warn`).
+    Canonicalize(&'static str),
+    /// A level detected from the stream, metadata or line.
+    Add(String),
 }
 
 impl Normalizer {
@@ -169,6 +188,23 @@ impl Normalizer {
                 wanted.push(key.clone());
             }
         }
+        let mut roles: HashMap<String, KeyRoles, FastBuildHasher> = HashMap::default();
+        for (rank, key) in time_keys.iter().enumerate() {
+            roles
+                .entry(key.clone())
+                .or_default()
+                .time_rank
+                .get_or_insert(rank);
+        }
+        for key in &level_keys {
+            roles.entry(key.clone()).or_default().level = true;
+        }
+        for key in &metadata_keys {
+            roles.entry(key.clone()).or_default().metadata = true;
+        }
+        for key in &label_keys {
+            roles.entry(key.clone()).or_default().label = true;
+        }
         let kubernetes = ingest
             .labels
             .kubernetes
@@ -178,13 +214,11 @@ impl Normalizer {
         Normalizer {
             discover_levels: limits.discover_log_levels,
             level_fields,
-            level_keys,
             service_name_labels: limits.discover_service_name.clone(),
-            time_keys,
-            metadata_keys,
             label_keys,
             kubernetes,
             wanted: (!wanted.is_empty()).then(|| KeyFilter::new(&wanted)),
+            roles,
             window_age_ns: limits
                 .reject_old_samples
                 .then_some(limits.reject_old_samples_max_age.as_nanos() as i64),
@@ -298,6 +332,8 @@ impl Normalizer {
         window: Window,
         stats: &mut NormalizeStats,
     ) -> Vec<(String, String)> {
+        // Everything is read from the line first (time and level borrowed from
+        // it, not copied), then the entry is changed.
         let found = if let Some(wanted) = &self.wanted
             && looks_like_json(&entry.line)
         {
@@ -312,47 +348,64 @@ impl Normalizer {
         };
         let is_json = found.is_some();
         let found = found.unwrap_or_default();
+        let event_time = found.time.as_ref().map(|(_, text)| parse_event_time(text));
+        let level = if self.discover_levels {
+            self.detect_level(entry, stream_level, is_json, found.level.as_deref())
+        } else {
+            None
+        };
+        let Found {
+            metadata, labels, ..
+        } = found;
 
-        if let Some((_, text)) = &found.time {
-            match parse_event_time(text) {
-                Some(ns) if window.contains(ns) => {
-                    entry.timestamp_ns = ns;
-                    stats.event_times += 1;
-                }
-                Some(_) => stats.event_time_out_of_window += 1,
-                None => stats.event_time_unparseable += 1,
+        match event_time {
+            Some(Some(ns)) if window.contains(ns) => {
+                entry.timestamp_ns = ns;
+                stats.event_times += 1;
             }
+            Some(Some(_)) => stats.event_time_out_of_window += 1,
+            Some(None) => stats.event_time_unparseable += 1,
+            None => {}
         }
-
-        if self.discover_levels {
-            self.add_level(entry, stream_level, is_json, found.level.as_deref());
+        match level {
+            Some(LevelUpdate::Canonicalize(canonical)) => {
+                if let Some((_, value)) = entry
+                    .structured_metadata
+                    .iter_mut()
+                    .find(|(k, _)| k == DETECTED_LEVEL)
+                {
+                    *value = canonical.to_string();
+                }
+            }
+            Some(LevelUpdate::Add(level)) => {
+                self.push_metadata(entry, DETECTED_LEVEL.to_string(), level);
+            }
+            None => {}
         }
-        for (name, value) in found.metadata {
+        for (name, value) in metadata {
             if !entry.structured_metadata.iter().any(|(k, _)| *k == name) {
                 self.push_metadata(entry, name, value);
             }
         }
-        found.labels
+        labels
     }
 
-    fn add_level(
+    /// What `detected_level` the entry gets, if it changes.
+    fn detect_level(
         &self,
-        entry: &mut LogEntry,
+        entry: &LogEntry,
         stream_level: Option<&str>,
         is_json: bool,
         json_level: Option<&str>,
-    ) {
+    ) -> Option<LevelUpdate> {
         if let Some((_, value)) = entry
             .structured_metadata
-            .iter_mut()
+            .iter()
             .find(|(k, _)| k == DETECTED_LEVEL)
         {
-            if let Some(canonical) = level::canonical_level(value)
-                && value != canonical
-            {
-                *value = canonical.to_string();
-            }
-            return;
+            return level::canonical_level(value)
+                .filter(|canonical| value != canonical)
+                .map(LevelUpdate::Canonicalize);
         }
         let from_metadata = || {
             self.level_fields.iter().find_map(|name| {
@@ -374,7 +427,7 @@ impl Normalizer {
                 None => level::level_of_plain_text(&entry.line, &self.level_fields).to_string(),
             },
         };
-        self.push_metadata(entry, DETECTED_LEVEL.to_string(), detected);
+        Some(LevelUpdate::Add(detected))
     }
 
     /// Adds a metadata pair when the limits leave room for it.
@@ -394,26 +447,24 @@ impl Normalizer {
     }
 
     /// The wanted fields of a JSON line, `None` when it is not valid JSON.
-    fn scan_json(&self, wanted: &KeyFilter, line: &str) -> Option<Found> {
+    fn scan_json<'l>(&self, wanted: &KeyFilter, line: &'l str) -> Option<Found<'l>> {
         let mut found = Found::default();
         let result = flatten_only(line, Some(wanted), &mut |key, value| {
-            if let Some(rank) = self.time_keys.iter().position(|k| k == key)
+            let Some(roles) = self.roles.get(key) else {
+                return;
+            };
+            if let Some(rank) = roles.time_rank
                 && found.time.as_ref().is_none_or(|(r, _)| rank < *r)
             {
-                found.time = Some((rank, value.to_string()));
+                found.time = Some((rank, value.clone()));
             }
-            if found.level.is_none() && self.level_keys.iter().any(|k| k == key) {
-                found.level = Some(value.to_string());
+            if roles.level && found.level.is_none() {
+                found.level = Some(value.clone());
             }
-            if self.metadata_keys.iter().any(|k| k == key)
-                && !found.metadata.iter().any(|(k, _)| k == key)
-            {
+            if roles.metadata && !found.metadata.iter().any(|(k, _)| k == key) {
                 found.metadata.push((key.to_string(), value.to_string()));
             }
-            if self.label_keys.iter().any(|k| k == key)
-                && !value.is_empty()
-                && !found.labels.iter().any(|(k, _)| k == key)
-            {
+            if roles.label && !value.is_empty() && !found.labels.iter().any(|(k, _)| k == key) {
                 found.labels.push((key.to_string(), value.to_string()));
             }
         });
@@ -442,15 +493,11 @@ pub fn message_of(line: &str) -> Option<Cow<'_, str>> {
         if let Some(rank) = NAMES.iter().position(|k| *k == key)
             && best.as_ref().is_none_or(|(r, _)| rank < *r)
         {
-            best = Some((rank, Cow::Owned(value.into_owned())));
+            best = Some((rank, value));
         }
     })
     .ok()?;
-    let (_, value) = best?;
-    Some(match line.find(value.as_ref()) {
-        Some(pos) => Cow::Borrowed(&line[pos..pos + value.len()]),
-        None => value,
-    })
+    best.map(|(_, value)| value)
 }
 
 #[cfg(test)]
