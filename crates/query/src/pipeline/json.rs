@@ -321,18 +321,26 @@ pub fn flatten<'l>(
     line: &'l str,
     emit: &mut dyn FnMut(&str, Cow<'l, str>),
 ) -> Result<(), JsonError> {
-    flatten_only(line, None, emit)
+    flatten_only(line, None, &mut |key, _, value| emit(key, value))
 }
+
+/// The callback of [`flatten_only`]: `(key, position among the wanted names,
+/// value)`.
+pub type EmitWanted<'f, 'l> = dyn FnMut(&str, Option<usize>, Cow<'l, str>) + 'f;
 
 /// [`flatten`] for a caller that needs only the flattened keys in `only`
 /// (`None`: all): other values are skipped without being decoded, and
 /// objects are entered only when a wanted key lies below them. The line is
 /// still checked to be one JSON object, as a parser error is a label too.
 /// A value without escapes is borrowed from `line`, so the caller may keep it.
+///
+/// `emit(key, index, value)`: `index` is the key's position in the names the
+/// filter was built from (`None` without a filter), so a caller needs no
+/// lookup of its own to tell the keys apart.
 pub fn flatten_only<'l>(
     line: &'l str,
     only: Option<&KeyFilter>,
-    emit: &mut dyn FnMut(&str, Cow<'l, str>),
+    emit: &mut EmitWanted<'_, 'l>,
 ) -> Result<(), JsonError> {
     let mut sc = Scanner::new(line);
     sc.ws();
@@ -350,36 +358,47 @@ pub fn flatten_only<'l>(
 /// comparison per wanted name.
 #[derive(Debug, Clone, Default)]
 pub struct KeyFilter {
-    /// Key → (wanted, a wanted key lies below it).
-    keys: HashMap<String, (bool, bool), FastBuildHasher>,
+    keys: HashMap<String, Interest, FastBuildHasher>,
+}
+
+/// What a [`KeyFilter`] knows of one key.
+#[derive(Debug, Clone, Copy, Default)]
+struct Interest {
+    /// Position of the key among the wanted names, when it is one.
+    wanted: Option<usize>,
+    /// A wanted key lies below it.
+    parent: bool,
 }
 
 impl KeyFilter {
-    /// A filter for the flattened (sanitized) key names `names`.
+    /// A filter for the flattened (sanitized) key names `names`; a name given
+    /// twice keeps its first position.
     pub fn new<S: AsRef<str>>(names: &[S]) -> Self {
-        let mut keys: HashMap<String, (bool, bool), FastBuildHasher> = HashMap::default();
-        for name in names.iter().map(AsRef::as_ref) {
-            keys.entry(name.to_string()).or_default().0 = true;
+        let mut keys: HashMap<String, Interest, FastBuildHasher> = HashMap::default();
+        for (position, name) in names.iter().map(AsRef::as_ref).enumerate() {
+            keys.entry(name.to_string())
+                .or_default()
+                .wanted
+                .get_or_insert(position);
             for (i, b) in name.bytes().enumerate() {
                 if b == b'_' && i > 0 {
-                    keys.entry(name[..i].to_string()).or_default().1 = true;
+                    keys.entry(name[..i].to_string()).or_default().parent = true;
                 }
             }
         }
         KeyFilter { keys }
     }
-
-    /// Whether `key` is wanted, and whether a wanted key lies below it.
-    fn interest(&self, key: &str) -> (bool, bool) {
-        self.keys.get(key).copied().unwrap_or_default()
-    }
 }
 
-/// Whether `key` is wanted, and whether a wanted key lies below it.
-fn interest(only: Option<&KeyFilter>, key: &str) -> (bool, bool) {
+/// Whether `key` is wanted (and its position among the wanted names), and
+/// whether a wanted key lies below it.
+fn interest(only: Option<&KeyFilter>, key: &str) -> (bool, Option<usize>, bool) {
     match only {
-        None => (true, true),
-        Some(filter) => filter.interest(key),
+        None => (true, None, true),
+        Some(filter) => {
+            let i = filter.keys.get(key).copied().unwrap_or_default();
+            (i.wanted.is_some(), i.wanted, i.parent)
+        }
     }
 }
 
@@ -387,7 +406,7 @@ fn flatten_object<'l>(
     sc: &mut Scanner<'l>,
     prefix: &mut String,
     only: Option<&KeyFilter>,
-    emit: &mut dyn FnMut(&str, Cow<'l, str>),
+    emit: &mut EmitWanted<'_, 'l>,
     depth: usize,
 ) -> Result<(), JsonError> {
     if depth > MAX_DEPTH {
@@ -412,7 +431,7 @@ fn flatten_object<'l>(
         let before = prefix.len();
         push_sanitized(prefix, &k, base == 0);
         let empty_key = prefix.len() == before;
-        let (wanted, parent) = interest(only, prefix);
+        let (wanted, index, parent) = interest(only, prefix);
         match sc.peek() {
             Some(b'{') => {
                 if empty_key || !parent {
@@ -426,13 +445,13 @@ fn flatten_object<'l>(
             Some(b'"') => {
                 let v = sc.string()?;
                 if !empty_key {
-                    emit(prefix, v);
+                    emit(prefix, index, v);
                 }
             }
             Some(_) => {
                 let v = sc.literal()?;
                 if wanted && !empty_key && v != "null" {
-                    emit(prefix, Cow::Borrowed(v));
+                    emit(prefix, index, Cow::Borrowed(v));
                 }
             }
             None => return Err(sc.err("unexpected end of JSON input")),
@@ -810,8 +829,16 @@ mod tests {
                 .collect();
             only.push(extra);
             let mut got = Vec::new();
-            flatten_only(&line, Some(&KeyFilter::new(&only)), &mut |k, v| got.push((k.to_string(), v.into_owned())))
-                .expect("valid json");
+            let mut indexes = Vec::new();
+            flatten_only(&line, Some(&KeyFilter::new(&only)), &mut |k, i, v| {
+                indexes.push((k.to_string(), i));
+                got.push((k.to_string(), v.into_owned()));
+            })
+            .expect("valid json");
+            // Each key comes with its (first) position among the wanted names.
+            for (k, i) in indexes {
+                prop_assert_eq!(i, only.iter().position(|n| *n == k));
+            }
             let want: Vec<(String, String)> =
                 all.into_iter().filter(|(k, _)| only.contains(k)).collect();
             prop_assert_eq!(got, want);

@@ -414,7 +414,7 @@ fn run_stage(stage: &Compiled, ts: i64, line: &mut Cow<'_, str>, st: &mut State<
         }
         Compiled::JsonAll(Some(only)) => {
             if let Err(e) =
-                json::flatten_only(line, Some(only), &mut |k, v| st.set_extracted(k, &v))
+                json::flatten_only(line, Some(only), &mut |k, _, v| st.set_extracted(k, &v))
             {
                 st.set_error(JSON_PARSER_ERR, &e.to_string());
             }

@@ -26,10 +26,9 @@ pub mod level;
 pub mod time;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use inferscope_model::hash::FastBuildHasher;
 use inferscope_model::{Labels, LogEntry, PushStream};
 use inferscope_query::pipeline::json::{KeyFilter, flatten_only, sanitize_key};
 
@@ -107,8 +106,8 @@ pub struct Normalizer {
     kubernetes: Vec<(String, String)>,
     /// Every JSON key wanted, for the scanner; `None` when there is none.
     wanted: Option<KeyFilter>,
-    /// What each wanted key is used for (one lookup per key found).
-    roles: HashMap<String, KeyRoles, FastBuildHasher>,
+    /// What each wanted key is used for, by its position in `wanted`.
+    roles: Vec<KeyRoles>,
     window_age_ns: Option<i64>,
     grace_ns: i64,
     max_labels: usize,
@@ -177,33 +176,38 @@ impl Normalizer {
         };
         let metadata_keys = keys(&ingest.labels.structured_metadata_fields);
         let label_keys = keys(&ingest.labels.from_fields);
+        // Every wanted key once, with what it is used for; the scanner reports
+        // a key's position in `wanted`, which indexes `roles`.
         let mut wanted: Vec<String> = Vec::new();
-        for key in level_keys
-            .iter()
-            .chain(&time_keys)
-            .chain(&metadata_keys)
-            .chain(&label_keys)
-        {
-            if !wanted.contains(key) {
-                wanted.push(key.clone());
-            }
+        let mut roles: Vec<KeyRoles> = Vec::new();
+        fn role_of<'r>(
+            wanted: &mut Vec<String>,
+            roles: &'r mut Vec<KeyRoles>,
+            key: &str,
+        ) -> &'r mut KeyRoles {
+            let i = match wanted.iter().position(|k| k == key) {
+                Some(i) => i,
+                None => {
+                    wanted.push(key.to_string());
+                    roles.push(KeyRoles::default());
+                    roles.len() - 1
+                }
+            };
+            &mut roles[i]
         }
-        let mut roles: HashMap<String, KeyRoles, FastBuildHasher> = HashMap::default();
+        for key in &level_keys {
+            role_of(&mut wanted, &mut roles, key).level = true;
+        }
         for (rank, key) in time_keys.iter().enumerate() {
-            roles
-                .entry(key.clone())
-                .or_default()
+            role_of(&mut wanted, &mut roles, key)
                 .time_rank
                 .get_or_insert(rank);
         }
-        for key in &level_keys {
-            roles.entry(key.clone()).or_default().level = true;
-        }
         for key in &metadata_keys {
-            roles.entry(key.clone()).or_default().metadata = true;
+            role_of(&mut wanted, &mut roles, key).metadata = true;
         }
         for key in &label_keys {
-            roles.entry(key.clone()).or_default().label = true;
+            role_of(&mut wanted, &mut roles, key).label = true;
         }
         let kubernetes = ingest
             .labels
@@ -449,8 +453,8 @@ impl Normalizer {
     /// The wanted fields of a JSON line, `None` when it is not valid JSON.
     fn scan_json<'l>(&self, wanted: &KeyFilter, line: &'l str) -> Option<Found<'l>> {
         let mut found = Found::default();
-        let result = flatten_only(line, Some(wanted), &mut |key, value| {
-            let Some(roles) = self.roles.get(key) else {
+        let result = flatten_only(line, Some(wanted), &mut |key, index, value| {
+            let Some(roles) = index.and_then(|i| self.roles.get(i)) else {
                 return;
             };
             if let Some(rank) = roles.time_rank
@@ -489,8 +493,8 @@ pub fn message_of(line: &str) -> Option<Cow<'_, str>> {
         return None;
     }
     let mut best: Option<(usize, Cow<'_, str>)> = None;
-    flatten_only(line, Some(&KEYS), &mut |key, value| {
-        if let Some(rank) = NAMES.iter().position(|k| *k == key)
+    flatten_only(line, Some(&KEYS), &mut |_, rank, value| {
+        if let Some(rank) = rank
             && best.as_ref().is_none_or(|(r, _)| rank < *r)
         {
             best = Some((rank, value));
