@@ -13,6 +13,11 @@
 //!
 //! It prints ingest MB/s and lines/s, bytes on disk and the compression
 //! ratio, peak RSS, and per query latency and scanned MB/s per core.
+//!
+//! With `--compare-raw`, the dataset is also pushed into servers with the
+//! ingest pipeline off (`--rounds` times, alternating with the pipeline), and
+//! the pipeline's throughput and server CPU per MB are printed as a share of
+//! that raw push path's.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -58,6 +63,11 @@ pub struct BenchArgs {
     /// the pipeline's throughput as a share of that raw push path.
     #[arg(long)]
     pub compare_raw: bool,
+    /// With `--compare-raw`: ingest the dataset this many times each way,
+    /// alternating (raw, pipeline, raw, …), and compare the medians, which a
+    /// noisy machine needs.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub rounds: u32,
 }
 
 /// The fixed queries: name, LogQL, limit.
@@ -154,12 +164,29 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     let dataset = generate(&args, &work)?;
     let own_config = write_config(&work, "bench.yaml", &bench_config(true))?;
-    let raw = if args.compare_raw {
+    // Earlier rounds of the comparison; the last pipeline round is the main
+    // ingest below, whose data the queries then read.
+    let mut raw_rounds = Vec::new();
+    let mut pipeline_rounds = Vec::new();
+    if args.compare_raw {
         let config = write_config(&work, "bench-raw.yaml", &bench_config(false))?;
-        Some(raw_path_ingest(&work, &config, &dataset, args.connections)?)
-    } else {
-        None
-    };
+        for round in 0..args.rounds {
+            raw_rounds.push(throwaway_ingest(
+                &work,
+                &config,
+                &dataset,
+                args.connections,
+            )?);
+            if round + 1 < args.rounds {
+                pipeline_rounds.push(throwaway_ingest(
+                    &work,
+                    &own_config,
+                    &dataset,
+                    args.connections,
+                )?);
+            }
+        }
+    }
     let port = free_port()?;
     let config = args.config.as_deref().unwrap_or(&own_config);
     let mut server = start_server(config, &work.join("data"), port)?;
@@ -178,13 +205,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             ingest.push_seconds,
             dataset.bodies.len()
         );
-        if let Some(raw) = &raw {
-            println!(
-                "raw path {:>9.1} MB/s raw   {:>10.0} lines/s   (pipeline off); with the pipeline: {:.0} % of it",
-                dataset.raw_bytes as f64 / 1e6 / raw.push_seconds,
-                dataset.lines as f64 / raw.push_seconds,
-                100.0 * raw.push_seconds / ingest.push_seconds
-            );
+        if !raw_rounds.is_empty() {
+            pipeline_rounds.push(ingest.clone());
+            print_comparison(&dataset, &pipeline_rounds, &raw_rounds);
         }
         println!(
             "flush    {:>9.2} s to write all blocks",
@@ -354,16 +377,57 @@ fn write_config(work: &Path, name: &str, config: &str) -> anyhow::Result<PathBuf
     Ok(path)
 }
 
-/// Ingests the dataset into a server with the pipeline off (its data is deleted
-/// afterwards).
-fn raw_path_ingest(
+/// The pipeline against the raw path: throughput (wall clock) and the
+/// server's CPU per MB, medians over the rounds.
+fn print_comparison(dataset: &Dataset, pipeline: &[IngestFigures], raw: &[IngestFigures]) {
+    let mb = dataset.raw_bytes as f64 / 1e6;
+    let median = |rounds: &[IngestFigures], f: &dyn Fn(&IngestFigures) -> f64| {
+        let mut v: Vec<f64> = rounds.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let rate = |r: &IngestFigures| mb / r.push_seconds;
+    let cpu = |r: &IngestFigures| 1e3 * r.server_cpu_seconds / mb;
+    let (pipeline_rate, raw_rate) = (median(pipeline, &rate), median(raw, &rate));
+    let (pipeline_cpu, raw_cpu) = (median(pipeline, &cpu), median(raw, &cpu));
+    println!(
+        "raw path {:>9.1} MB/s raw   {:>10.0} lines/s   (pipeline off); with the pipeline: {:.0} % of it",
+        raw_rate,
+        raw_rate * dataset.lines as f64 / mb,
+        100.0 * pipeline_rate / raw_rate
+    );
+    println!(
+        "server CPU {:>7.2} ms per MB with the pipeline, {:.2} without: {:.0} % of the raw path's MB per CPU second",
+        pipeline_cpu,
+        raw_cpu,
+        100.0 * raw_cpu / pipeline_cpu
+    );
+    if raw.len() > 1 {
+        let list = |rounds: &[IngestFigures]| {
+            rounds
+                .iter()
+                .map(|r| format!("{:.1}", rate(r)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "rounds   MB/s with the pipeline: {}; raw path: {} (medians above)",
+            list(pipeline),
+            list(raw)
+        );
+    }
+}
+
+/// Ingests the dataset into a server of its own (its data is deleted
+/// afterwards), for the comparison with the raw path.
+fn throwaway_ingest(
     work: &Path,
     config: &Path,
     dataset: &Dataset,
     connections: usize,
 ) -> anyhow::Result<IngestFigures> {
     let port = free_port()?;
-    let data = work.join("data-raw");
+    let data = work.join("data-throwaway");
     let mut server = start_server(config, &data, port)?;
     let base = format!("http://127.0.0.1:{port}");
     let result = wait_ready(&base).and_then(|()| ingest(&base, dataset, connections, server.id()));
@@ -414,8 +478,11 @@ fn wait_ready(base: &str) -> anyhow::Result<()> {
     bail!("the server did not become ready in 30 s")
 }
 
+#[derive(Clone)]
 struct IngestFigures {
     push_seconds: f64,
+    /// CPU time the server process used while the dataset was pushed.
+    server_cpu_seconds: f64,
     flush_seconds: f64,
     peak_rss_ingest: u64,
 }
@@ -436,6 +503,7 @@ fn ingest(
             .progress_chars("=> "),
     );
     let started = Instant::now();
+    let cpu_before = process_cpu_seconds(server_pid);
     std::thread::scope(|scope| {
         for _ in 0..connections.max(1) {
             scope.spawn(|| {
@@ -469,6 +537,7 @@ fn ingest(
         }
     });
     let push_seconds = started.elapsed().as_secs_f64();
+    let server_cpu_seconds = process_cpu_seconds(server_pid) - cpu_before;
     bar.finish();
     if let Some(f) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
         bail!(f);
@@ -481,6 +550,7 @@ fn ingest(
     }
     Ok(IngestFigures {
         push_seconds,
+        server_cpu_seconds,
         flush_seconds: flush_started.elapsed().as_secs_f64(),
         peak_rss_ingest,
     })
@@ -592,6 +662,27 @@ fn run_query(
     })
 }
 
+/// User and system CPU time of process `pid` and its threads, in seconds
+/// (`/proc/<pid>/stat` counts in USER_HZ ticks, 100 a second on Linux); NaN
+/// when it cannot be read.
+fn process_cpu_seconds(pid: u32) -> f64 {
+    const USER_HZ: f64 = 100.0;
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    // Fields after the command name (which may hold spaces), from field 3 on.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return f64::NAN;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    // utime and stime are fields 14 and 15: 12 and 13 after the name.
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) as f64 / USER_HZ,
+        _ => f64::NAN,
+    }
+}
+
 fn peak_rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -667,8 +758,23 @@ fn human(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::bench_config;
+    use super::{bench_config, process_cpu_seconds};
     use crate::config::Config;
+
+    #[test]
+    fn process_cpu_time_is_read_and_grows() {
+        let me = std::process::id();
+        let before = process_cpu_seconds(me);
+        let started = std::time::Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < std::time::Duration::from_millis(60) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let after = process_cpu_seconds(me);
+        assert!(before.is_finite() && before >= 0.0, "{before}");
+        assert!(after >= before + 0.02, "{before} -> {after}");
+        assert!(process_cpu_seconds(u32::MAX).is_nan());
+    }
 
     #[test]
     fn raw_path_config_turns_the_pipeline_off() {

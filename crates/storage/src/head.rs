@@ -41,14 +41,22 @@ pub struct Chunk {
 }
 
 impl Chunk {
-    fn with_capacity(entries: usize, line_bytes: usize) -> Self {
+    /// A chunk sized for `entries` (no reallocation while they are pushed).
+    fn for_entries(entries: &[LogEntry], line_bytes: usize) -> Self {
+        let (mut meta_bytes, mut meta_pairs) = (0, 0);
+        for e in entries {
+            meta_pairs += e.structured_metadata.len();
+            for (name, value) in &e.structured_metadata {
+                meta_bytes += name.len() + value.len();
+            }
+        }
         Chunk {
-            ts: Vec::with_capacity(entries),
-            line_ends: Vec::with_capacity(entries),
+            ts: Vec::with_capacity(entries.len()),
+            line_ends: Vec::with_capacity(entries.len()),
             lines: String::with_capacity(line_bytes),
-            meta_ends: Vec::with_capacity(entries),
-            meta_text: String::new(),
-            meta_bounds: Vec::new(),
+            meta_ends: Vec::with_capacity(entries.len()),
+            meta_text: String::with_capacity(meta_bytes),
+            meta_bounds: Vec::with_capacity(2 * meta_pairs),
             min_ts: i64::MAX,
             max_ts: i64::MIN,
         }
@@ -135,7 +143,7 @@ impl HeadStream {
             Some(c) => c,
             None => {
                 self.chunks
-                    .push(Arc::new(Chunk::with_capacity(entries.len(), line_bytes)));
+                    .push(Arc::new(Chunk::for_entries(entries, line_bytes)));
                 match self.chunks.last_mut().and_then(Arc::get_mut) {
                     Some(c) => c,
                     None => unreachable!("a fresh Arc is unique"),

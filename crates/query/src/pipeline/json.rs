@@ -7,9 +7,9 @@
 //! contain a backslash.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
-use inferscope_model::hash::FastBuildHasher;
+use super::key_filter::Interest;
+pub use super::key_filter::KeyFilter;
 
 /// Why a line is not (valid) JSON. The text goes into `__error_details__`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,7 +77,7 @@ impl<'a> Scanner<'a> {
         self.i += 1;
         let start = self.i;
         // Fast path: no escapes.
-        match memchr::memchr2(b'"', b'\\', &self.b[self.i..]) {
+        match quote_or_backslash(&self.b[self.i..]) {
             None => Err(self.err("unterminated string")),
             Some(off) if self.b[self.i + off] == b'"' => {
                 self.i += off + 1;
@@ -134,7 +134,7 @@ impl<'a> Scanner<'a> {
                             }
                         }
                         _ => {
-                            let run_end = memchr::memchr2(b'"', b'\\', &self.b[self.i..])
+                            let run_end = quote_or_backslash(&self.b[self.i..])
                                 .map_or(self.b.len(), |o| self.i + o);
                             out.push_str(&self.s[self.i..run_end]);
                             self.i = run_end;
@@ -143,6 +143,33 @@ impl<'a> Scanner<'a> {
                 }
             }
         }
+    }
+
+    /// Reads an object key (cursor on the opening quote), and tells whether
+    /// it is a label name as it is (see [`is_label_name`]): one pass over
+    /// the bytes of an escape-free key does both.
+    fn key(&mut self) -> Result<(Cow<'a, str>, bool), JsonError> {
+        if self.peek() != Some(b'"') {
+            return Err(self.err("expected '\"'"));
+        }
+        let start = self.i + 1;
+        let mut label_bytes = true;
+        for (offset, &c) in self.b[start..].iter().enumerate() {
+            match c {
+                b'"' => {
+                    let key = &self.s[start..start + offset];
+                    self.i = start + offset + 1;
+                    let label_name =
+                        label_bytes && !key.as_bytes().first().is_some_and(u8::is_ascii_digit);
+                    return Ok((Cow::Borrowed(key), label_name));
+                }
+                b'\\' => break,
+                _ => label_bytes &= LABEL_BYTE[usize::from(c)],
+            }
+        }
+        let key = self.string()?;
+        let label_name = is_label_name(&key);
+        Ok((key, label_name))
     }
 
     fn hex4(&mut self) -> Result<u32, JsonError> {
@@ -164,7 +191,7 @@ impl<'a> Scanner<'a> {
     fn skip_string(&mut self) -> Result<(), JsonError> {
         self.i += 1;
         loop {
-            match memchr::memchr2(b'"', b'\\', &self.b[self.i..]) {
+            match quote_or_backslash(&self.b[self.i..]) {
                 None => return Err(self.err("unterminated string")),
                 Some(off) => {
                     self.i += off;
@@ -247,6 +274,24 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// Bytes looked at one by one before [`quote_or_backslash`] hands over to
+/// `memchr2`: most keys and many values are shorter, and for them a plain
+/// loop beats the SIMD search's setup.
+const SHORT_RUN: usize = 16;
+
+/// Offset of the first `"` or `\` in `b`.
+#[inline]
+fn quote_or_backslash(b: &[u8]) -> Option<usize> {
+    let head = b.len().min(SHORT_RUN);
+    if let Some(i) = b[..head].iter().position(|&c| c == b'"' || c == b'\\') {
+        return Some(i);
+    }
+    if b.len() <= SHORT_RUN {
+        return None;
+    }
+    memchr::memchr2(b'"', b'\\', &b[SHORT_RUN..]).map(|i| i + SHORT_RUN)
+}
+
 /// Whether `t` is a JSON number: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
 fn is_json_number(t: &str) -> bool {
     let b = t.as_bytes();
@@ -283,15 +328,36 @@ fn is_json_number(t: &str) -> bool {
     i == b.len()
 }
 
+/// Bytes a label name may hold (`[A-Za-z0-9_]`), as a table: this test runs
+/// on every byte of every key scanned.
+static LABEL_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'_';
+        b += 1;
+    }
+    table
+};
+
+/// Whether `key` is a label name fragment as it is (a first one may not
+/// start with a digit); the empty key counts as one.
+fn is_label_fragment(key: &str, is_prefix: bool) -> bool {
+    let bytes = key.as_bytes();
+    bytes.iter().all(|&b| LABEL_BYTE[usize::from(b)])
+        && !(is_prefix && bytes.first().is_some_and(u8::is_ascii_digit))
+}
+
+/// Whether a top-level key is a label name as it is (sanitizing leaves it alone).
+fn is_label_name(key: &str) -> bool {
+    is_label_fragment(key, true)
+}
+
 /// Appends `key` sanitised to label-name characters (Loki's `sanitizeLabelKey`).
 pub(crate) fn push_sanitized(out: &mut String, key: &str, is_prefix: bool) {
-    let bytes = key.as_bytes();
     // Fast path: the key is already a valid label name fragment.
-    if bytes
-        .iter()
-        .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
-        && !(is_prefix && bytes.first().is_some_and(u8::is_ascii_digit))
-    {
+    if is_label_fragment(key, is_prefix) {
         out.push_str(key);
         return;
     }
@@ -352,56 +418,6 @@ pub fn flatten_only<'l>(
     sc.finish()
 }
 
-/// The flattened keys a [`flatten_only`] caller wants, and the keys of the
-/// objects they lie below (`request` for `request_id`), in one map: every key
-/// of every line is looked up, so this is one hash per key instead of a
-/// comparison per wanted name.
-#[derive(Debug, Clone, Default)]
-pub struct KeyFilter {
-    keys: HashMap<String, Interest, FastBuildHasher>,
-}
-
-/// What a [`KeyFilter`] knows of one key.
-#[derive(Debug, Clone, Copy, Default)]
-struct Interest {
-    /// Position of the key among the wanted names, when it is one.
-    wanted: Option<usize>,
-    /// A wanted key lies below it.
-    parent: bool,
-}
-
-impl KeyFilter {
-    /// A filter for the flattened (sanitized) key names `names`; a name given
-    /// twice keeps its first position.
-    pub fn new<S: AsRef<str>>(names: &[S]) -> Self {
-        let mut keys: HashMap<String, Interest, FastBuildHasher> = HashMap::default();
-        for (position, name) in names.iter().map(AsRef::as_ref).enumerate() {
-            keys.entry(name.to_string())
-                .or_default()
-                .wanted
-                .get_or_insert(position);
-            for (i, b) in name.bytes().enumerate() {
-                if b == b'_' && i > 0 {
-                    keys.entry(name[..i].to_string()).or_default().parent = true;
-                }
-            }
-        }
-        KeyFilter { keys }
-    }
-}
-
-/// Whether `key` is wanted (and its position among the wanted names), and
-/// whether a wanted key lies below it.
-fn interest(only: Option<&KeyFilter>, key: &str) -> (bool, Option<usize>, bool) {
-    match only {
-        None => (true, None, true),
-        Some(filter) => {
-            let i = filter.keys.get(key).copied().unwrap_or_default();
-            (i.wanted.is_some(), i.wanted, i.parent)
-        }
-    }
-}
-
 fn flatten_object<'l>(
     sc: &mut Scanner<'l>,
     prefix: &mut String,
@@ -421,22 +437,48 @@ fn flatten_object<'l>(
     let base = prefix.len();
     loop {
         sc.ws();
-        let k = sc.string()?;
+        let (k, label_name) = sc.key()?;
         sc.eat(b':')?;
         sc.ws();
-        prefix.truncate(base);
-        if base > 0 {
-            prefix.push('_');
+        // A top-level key that is a label name already is looked up as it is;
+        // others are sanitized (and nested ones joined) into `prefix` first.
+        let as_is = base == 0 && label_name;
+        if !as_is {
+            prefix.truncate(base);
+            if base > 0 {
+                prefix.push('_');
+            }
         }
         let before = prefix.len();
-        push_sanitized(prefix, &k, base == 0);
-        let empty_key = prefix.len() == before;
-        let (wanted, index, parent) = interest(only, prefix);
+        if !as_is {
+            push_sanitized(prefix, &k, base == 0);
+        }
+        let name: &str = if as_is { &k } else { prefix.as_str() };
+        let empty_key = if as_is {
+            k.is_empty()
+        } else {
+            prefix.len() == before
+        };
+        let Interest {
+            wanted: index,
+            parent,
+        } = match only {
+            None => Interest {
+                wanted: None,
+                parent: true,
+            },
+            Some(filter) => filter.get(name),
+        };
+        let wanted = only.is_none() || index.is_some();
         match sc.peek() {
             Some(b'{') => {
                 if empty_key || !parent {
                     sc.skip_value()?;
                 } else {
+                    if as_is {
+                        prefix.clear();
+                        prefix.push_str(&k);
+                    }
                     flatten_object(sc, prefix, only, emit, depth + 1)?;
                 }
             }
@@ -445,13 +487,13 @@ fn flatten_object<'l>(
             Some(b'"') => {
                 let v = sc.string()?;
                 if !empty_key {
-                    emit(prefix, index, v);
+                    emit(name, index, v);
                 }
             }
             Some(_) => {
                 let v = sc.literal()?;
                 if wanted && !empty_key && v != "null" {
-                    emit(prefix, index, Cow::Borrowed(v));
+                    emit(name, index, Cow::Borrowed(v));
                 }
             }
             None => return Err(sc.err("unexpected end of JSON input")),

@@ -8,6 +8,7 @@
 
 pub mod ip;
 pub mod json;
+mod key_filter;
 pub mod label_filter;
 pub mod logfmt;
 pub mod pattern;

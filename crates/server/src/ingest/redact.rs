@@ -75,6 +75,9 @@ const TRIGGERS: &[(&str, Rule)] = &[
 
 const RULES: usize = 6;
 
+/// Joins metadata values for one trigger scan (see [`Redactor::redact_streams`]).
+const VALUE_SEPARATOR: char = '\n';
+
 /// The counts of one call, by kind index (built-ins first, then user patterns).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RedactionCounts {
@@ -252,13 +255,29 @@ impl Redactor {
     }
 
     /// Redacts every line and structured metadata value of `streams` in place.
+    ///
+    /// An entry's metadata values (short: ids, levels) are first searched for
+    /// triggers together, joined by newlines (which no trigger holds), in one
+    /// SIMD scan instead of one per value; only when that finds a trigger, or
+    /// user patterns are configured, is each value redacted on its own.
     pub fn redact_streams(&self, streams: &mut [PushStream]) -> RedactionCounts {
         let mut counts = RedactionCounts::default();
+        let mut joined = String::new();
         for stream in streams {
             for entry in &mut stream.entries {
                 let before = counts.total();
                 if let Cow::Owned(line) = self.redact(&entry.line, &mut counts) {
                     entry.line = line;
+                }
+                if self.user_set.is_none() && entry.structured_metadata.len() > 1 {
+                    joined.clear();
+                    for (_, value) in &entry.structured_metadata {
+                        joined.push_str(value);
+                        joined.push(VALUE_SEPARATOR);
+                    }
+                    if !self.triggers.is_match(&joined) {
+                        continue;
+                    }
                 }
                 for (_, value) in &mut entry.structured_metadata {
                     if let Cow::Owned(v) = self.redact(value, &mut counts) {
@@ -643,8 +662,52 @@ mod tests {
         secret
     }
 
+    #[test]
+    fn no_trigger_holds_the_value_separator() {
+        for (trigger, _) in TRIGGERS {
+            assert!(!trigger.contains(VALUE_SEPARATOR), "{trigger}");
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Metadata values are redacted as if each were scanned on its own,
+        /// whether or not the joined scan clears them.
+        #[test]
+        fn metadata_values_are_redacted_each_on_its_own(
+            values in proptest::collection::vec(
+                "(eyJ|Bearer |sk-|hf_|AKIA|ASIA|secret_access_key=|[A-Za-z0-9._=: -]){0,24}",
+                0..5,
+            ),
+        ) {
+            let r = redactor();
+            let mut want = RedactionCounts::default();
+            let expected: Vec<String> = values
+                .iter()
+                .map(|v| r.redact(v, &mut want).into_owned())
+                .collect();
+            let mut streams = vec![PushStream {
+                labels: inferscope_model::Labels::from_pairs([("a", "1")]),
+                entries: vec![inferscope_model::LogEntry {
+                    timestamp_ns: 1,
+                    line: "plain".to_string(),
+                    structured_metadata: values
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| (format!("k{i}"), v.clone()))
+                        .collect(),
+                }],
+            }];
+            let got = r.redact_streams(&mut streams);
+            let values: Vec<String> = streams[0].entries[0]
+                .structured_metadata
+                .iter()
+                .map(|(_, v)| v.clone())
+                .collect();
+            prop_assert_eq!(values, expected);
+            prop_assert_eq!(got.by_kind.iter().sum::<u64>(), want.total());
+        }
 
         #[test]
         fn never_panics_and_is_idempotent(text in "\\PC{0,200}") {

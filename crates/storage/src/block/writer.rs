@@ -11,12 +11,17 @@ use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use super::{COL_LINE, COL_STREAM_ID, COL_TIMESTAMP, KV_STREAMS, schema};
+use super::{COL_LINE, COL_METADATA, COL_STREAM_ID, COL_TIMESTAMP, KV_STREAMS, schema};
 use crate::error::StorageError;
 use crate::manifest::StreamMeta;
 
 /// zstd level used for blocks.
 pub const ZSTD_LEVEL: i32 = 3;
+/// zstd level of the structured metadata columns: their values are mostly
+/// random ids, which level 3 compresses no better than level 1, at half its
+/// speed (about 90 MB/s against 190 MB/s for hex trace ids and UUIDs), and the
+/// names are so repetitive that any level shrinks them 60-fold.
+pub const METADATA_ZSTD_LEVEL: i32 = 1;
 /// Rows buffered before an Arrow batch is handed to the Parquet writer.
 const BATCH_ROWS: usize = 32 * 1024;
 /// Target uncompressed size of a data page.
@@ -69,10 +74,29 @@ pub fn writer_properties() -> WriterProperties {
     properties(ZSTD_LEVEL, PAGE_BYTES)
 }
 
+/// The Parquet leaf columns of the structured metadata map (names, values).
+pub fn metadata_columns() -> [ColumnPath; 2] {
+    ["key", "value"].map(|leaf| {
+        ColumnPath::new(vec![
+            COL_METADATA.to_string(),
+            "entries".to_string(),
+            leaf.to_string(),
+        ])
+    })
+}
+
 fn properties(zstd_level: i32, page_bytes: usize) -> WriterProperties {
     let level = ZstdLevel::try_new(zstd_level).unwrap_or_default();
+    let metadata_level = ZstdLevel::try_new(METADATA_ZSTD_LEVEL).unwrap_or_default();
+    let [metadata_keys, metadata_values] = metadata_columns();
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
+        // No reader uses min/max statistics of metadata (the id sidecar serves
+        // lookups); computing them compared every name and value written.
+        .set_column_statistics_enabled(metadata_keys.clone(), EnabledStatistics::None)
+        .set_column_statistics_enabled(metadata_values.clone(), EnabledStatistics::None)
+        .set_column_compression(metadata_keys, Compression::ZSTD(metadata_level))
+        .set_column_compression(metadata_values, Compression::ZSTD(metadata_level))
         .set_dictionary_enabled(false)
         .set_column_dictionary_enabled(ColumnPath::from(COL_STREAM_ID), true)
         .set_statistics_enabled(EnabledStatistics::Chunk)
@@ -291,6 +315,46 @@ mod tests {
                 t.elapsed()
             );
         }
+    }
+
+    /// The metadata columns named in the writer settings exist, and are the
+    /// ones written at the metadata level.
+    #[test]
+    fn metadata_columns_use_their_own_zstd_level() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let mut b = BlockBuilder::new("x").expect("builder");
+        b.begin_stream(&Labels::from_pairs([("a", "1")]));
+        b.push(5, "hello", [("trace_id", "4bf92f3577b34da6")].into_iter())
+            .expect("push");
+        let built = b.finish().expect("finish");
+        let reader =
+            SerializedFileReader::new(bytes::Bytes::from(built.data)).expect("parquet file");
+        let group = reader.metadata().row_group(0);
+        let mut seen = 0;
+        for column in group.columns() {
+            let metadata = metadata_columns().contains(column.column_path());
+            seen += usize::from(metadata);
+            let want = ZstdLevel::try_new(if metadata {
+                METADATA_ZSTD_LEVEL
+            } else {
+                ZSTD_LEVEL
+            })
+            .expect("level");
+            // The level is not stored in the file; the codec is, and the
+            // properties must name each path.
+            assert!(
+                matches!(column.compression(), Compression::ZSTD(_)),
+                "{}",
+                column.column_path()
+            );
+            assert_eq!(
+                writer_properties().compression(column.column_path()),
+                Compression::ZSTD(want),
+                "{}",
+                column.column_path()
+            );
+        }
+        assert_eq!(seen, 2, "both metadata leaf columns are in the file");
     }
 
     #[test]

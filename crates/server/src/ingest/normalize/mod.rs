@@ -136,6 +136,26 @@ struct KeyRoles {
     label: bool,
 }
 
+/// Pairs and bytes an entry's structured metadata may still grow by.
+#[derive(Debug, Clone, Copy)]
+struct MetadataRoom {
+    pairs: usize,
+    bytes: usize,
+}
+
+impl MetadataRoom {
+    /// Adds a metadata pair when there is room for it (an empty value never).
+    fn push<N: AsRef<str> + Into<String>>(&mut self, entry: &mut LogEntry, name: N, value: String) {
+        let bytes = name.as_ref().len() + value.len();
+        if value.is_empty() || self.pairs == 0 || bytes > self.bytes {
+            return;
+        }
+        self.pairs -= 1;
+        self.bytes -= bytes;
+        entry.structured_metadata.push((name.into(), value));
+    }
+}
+
 /// A change of an entry's `detected_level`.
 #[derive(Debug)]
 enum LevelUpdate {
@@ -382,13 +402,14 @@ impl Normalizer {
                 }
             }
             Some(LevelUpdate::Add(level)) => {
-                self.push_metadata(entry, DETECTED_LEVEL.to_string(), level);
+                let mut room = self.metadata_room(entry);
+                entry.structured_metadata.reserve(1 + metadata.len());
+                room.push(entry, DETECTED_LEVEL, level);
+                self.push_found_metadata(entry, room, metadata);
             }
-            None => {}
-        }
-        for (name, value) in metadata {
-            if !entry.structured_metadata.iter().any(|(k, _)| *k == name) {
-                self.push_metadata(entry, name, value);
+            None => {
+                let room = self.metadata_room(entry);
+                self.push_found_metadata(entry, room, metadata);
             }
         }
         labels
@@ -434,20 +455,33 @@ impl Normalizer {
         Some(LevelUpdate::Add(detected))
     }
 
-    /// Adds a metadata pair when the limits leave room for it.
-    fn push_metadata(&self, entry: &mut LogEntry, name: String, value: String) {
-        if value.is_empty() || entry.structured_metadata.len() >= self.max_metadata_entries {
-            return;
-        }
-        let bytes: usize = entry
+    /// What the limits leave of an entry's structured metadata.
+    fn metadata_room(&self, entry: &LogEntry) -> MetadataRoom {
+        let used: usize = entry
             .structured_metadata
             .iter()
             .map(|(k, v)| k.len() + v.len())
             .sum();
-        if bytes + name.len() + value.len() > self.max_metadata_bytes {
-            return;
+        MetadataRoom {
+            pairs: self
+                .max_metadata_entries
+                .saturating_sub(entry.structured_metadata.len()),
+            bytes: self.max_metadata_bytes.saturating_sub(used),
         }
-        entry.structured_metadata.push((name, value));
+    }
+
+    /// Adds the fields found in the line the entry does not carry already.
+    fn push_found_metadata(
+        &self,
+        entry: &mut LogEntry,
+        mut room: MetadataRoom,
+        found: Vec<(String, String)>,
+    ) {
+        for (name, value) in found {
+            if !entry.structured_metadata.iter().any(|(k, _)| *k == name) {
+                room.push(entry, name, value);
+            }
+        }
     }
 
     /// The wanted fields of a JSON line, `None` when it is not valid JSON.
@@ -478,9 +512,12 @@ impl Normalizer {
     }
 }
 
-/// Whether a line is taken for JSON: its first non-blank byte is `{`.
+/// Whether a line is taken for JSON: its first byte that is not JSON
+/// whitespace (space, tab, CR, LF) is `{`.
 pub fn looks_like_json(line: &str) -> bool {
-    line.trim_start().starts_with('{')
+    line.bytes()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        == Some(b'{')
 }
 
 /// The message of a JSON line: its `message`, `msg` or `event` field (in that
