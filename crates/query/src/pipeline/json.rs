@@ -443,21 +443,17 @@ fn flatten_object<'l>(
         // A top-level key that is a label name already is looked up as it is;
         // others are sanitized (and nested ones joined) into `prefix` first.
         let as_is = base == 0 && label_name;
-        if !as_is {
+        let (name, empty_key): (&str, bool) = if as_is {
+            (&k, k.is_empty())
+        } else {
             prefix.truncate(base);
             if base > 0 {
                 prefix.push('_');
             }
-        }
-        let before = prefix.len();
-        if !as_is {
+            let before = prefix.len();
             push_sanitized(prefix, &k, base == 0);
-        }
-        let name: &str = if as_is { &k } else { prefix.as_str() };
-        let empty_key = if as_is {
-            k.is_empty()
-        } else {
-            prefix.len() == before
+            let empty = prefix.len() == before;
+            (prefix.as_str(), empty)
         };
         let Interest {
             wanted: index,

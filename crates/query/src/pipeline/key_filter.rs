@@ -45,30 +45,23 @@ impl KeyFilter {
     /// twice keeps its first position.
     pub fn new<S: AsRef<str>>(names: &[S]) -> Self {
         let mut keys: Vec<(Box<str>, Interest)> = Vec::new();
-        let mut entry = |key: &str| -> usize {
-            match keys.iter().position(|(k, _)| &**k == key) {
+        fn interest<'k>(keys: &'k mut Vec<(Box<str>, Interest)>, key: &str) -> &'k mut Interest {
+            let i = match keys.iter().position(|(k, _)| &**k == key) {
                 Some(i) => i,
                 None => {
                     keys.push((key.into(), Interest::default()));
                     keys.len() - 1
                 }
-            }
-        };
-        let mut marks: Vec<(usize, Option<usize>, bool)> = Vec::new();
+            };
+            &mut keys[i].1
+        }
         for (position, name) in names.iter().map(AsRef::as_ref).enumerate() {
-            marks.push((entry(name), Some(position), false));
+            interest(&mut keys, name).wanted.get_or_insert(position);
             for (i, b) in name.bytes().enumerate() {
                 if b == b'_' && i > 0 {
-                    marks.push((entry(&name[..i]), None, true));
+                    interest(&mut keys, &name[..i]).parent = true;
                 }
             }
-        }
-        for (i, position, parent) in marks {
-            let interest = &mut keys[i].1;
-            if interest.wanted.is_none() {
-                interest.wanted = position;
-            }
-            interest.parent |= parent;
         }
         // Keys beyond u16 slots cannot be indexed; no caller comes near.
         keys.truncate(usize::from(u16::MAX) - 1);

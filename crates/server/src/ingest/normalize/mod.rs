@@ -391,6 +391,7 @@ impl Normalizer {
             Some(None) => stats.event_time_unparseable += 1,
             None => {}
         }
+        let mut added = None;
         match level {
             Some(LevelUpdate::Canonicalize(canonical)) => {
                 if let Some((_, value)) = entry
@@ -401,15 +402,19 @@ impl Normalizer {
                     *value = canonical.to_string();
                 }
             }
-            Some(LevelUpdate::Add(level)) => {
-                let mut room = self.metadata_room(entry);
-                entry.structured_metadata.reserve(1 + metadata.len());
-                room.push(entry, DETECTED_LEVEL, level);
-                self.push_found_metadata(entry, room, metadata);
-            }
-            None => {
-                let room = self.metadata_room(entry);
-                self.push_found_metadata(entry, room, metadata);
+            Some(LevelUpdate::Add(level)) => added = Some(level),
+            None => {}
+        }
+        let mut room = self.metadata_room(entry);
+        entry
+            .structured_metadata
+            .reserve(metadata.len() + usize::from(added.is_some()));
+        if let Some(level) = added {
+            room.push(entry, DETECTED_LEVEL, level);
+        }
+        for (name, value) in metadata {
+            if !entry.structured_metadata.iter().any(|(k, _)| *k == name) {
+                room.push(entry, name, value);
             }
         }
         labels
@@ -467,20 +472,6 @@ impl Normalizer {
                 .max_metadata_entries
                 .saturating_sub(entry.structured_metadata.len()),
             bytes: self.max_metadata_bytes.saturating_sub(used),
-        }
-    }
-
-    /// Adds the fields found in the line the entry does not carry already.
-    fn push_found_metadata(
-        &self,
-        entry: &mut LogEntry,
-        mut room: MetadataRoom,
-        found: Vec<(String, String)>,
-    ) {
-        for (name, value) in found {
-            if !entry.structured_metadata.iter().any(|(k, _)| *k == name) {
-                room.push(entry, name, value);
-            }
         }
     }
 

@@ -186,6 +186,20 @@ fn levels_from_labels_and_metadata_come_first_and_existing_levels_stay() {
         out[0].entries[0].structured_metadata,
         vec![("detected_level".to_string(), "warn".to_string())]
     );
+    // Canonicalizing a pushed detected_level still copies the line's ids.
+    let mut s = stream(
+        &[("app", "gw")],
+        &[r#"{"level":"info","trace_id":"4bf92f35","msg":"x"}"#],
+    );
+    s.entries[0].structured_metadata = vec![("detected_level".into(), "WARNING".into())];
+    let (out, _) = n.normalize(vec![s], NOW);
+    assert_eq!(
+        out[0].entries[0].structured_metadata,
+        vec![
+            ("detected_level".to_string(), "warn".to_string()),
+            ("trace_id".to_string(), "4bf92f35".to_string())
+        ]
+    );
     // A level in metadata.
     let mut s = stream(&[("app", "gw")], &["plain text"]);
     s.entries[0].structured_metadata = vec![("severity".into(), "fatal".into())];
