@@ -83,6 +83,7 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 fn main() {
+    inferscope_server::allocator::tune();
     // `cargo bench` passes `--bench`; the figures are the first numbers given.
     let numbers: Vec<usize> = std::env::args().filter_map(|a| a.parse().ok()).collect();
     let mb_per_round = numbers.first().copied().unwrap_or(64);
@@ -153,6 +154,16 @@ fn main() {
         );
         raw_times.push(r);
         pipeline_times.push(p);
+    }
+    for (name, s) in [("raw path", &raw), ("pipeline", &pipeline)] {
+        let m = s.store.metrics();
+        println!(
+            "{name}: WAL {:.1} MB for {:.1} MB raw ({:.2}×), blocks {:.1} MB",
+            m.wal_bytes as f64 / 1e6,
+            mb * rounds as f64,
+            m.wal_bytes as f64 / 1e6 / (mb * rounds as f64),
+            m.block_bytes as f64 / 1e6,
+        );
     }
     let wall = |t: &[Timing]| median(&mut t.iter().map(|t| t.wall).collect::<Vec<_>>());
     let cpu = |t: &[Timing]| median(&mut t.iter().map(|t| t.cpu).collect::<Vec<_>>());

@@ -235,6 +235,7 @@ fn histogram_quantile() {
 }
 
 fn main() {
+    inferscope_server::allocator::tune();
     // `cargo bench` passes `--bench`; nothing else to parse.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -4,6 +4,7 @@
 //! Start reading at [`run`]; `ARCHITECTURE.md` at the repository root maps
 //! the modules and the push and query flows.
 
+pub mod allocator;
 pub mod bench;
 pub mod cli;
 pub mod config;

@@ -4,13 +4,15 @@ use clap::Parser;
 use inferscope_server::cli::{Cli, Command};
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc returns freed memory to the OS promptly; with glibc's allocator
-/// the server's RSS kept growing under sustained ingest although the head
-/// stayed bounded (see the closing figures in ARCHITECTURE.md).
+/// mimalloc returns freed memory to the OS (after the delay
+/// `inferscope_server::allocator` sets); with glibc's allocator the server's
+/// RSS kept growing under sustained ingest although the head stayed bounded
+/// (see the closing figures in ARCHITECTURE.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
+    inferscope_server::allocator::tune();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .json()

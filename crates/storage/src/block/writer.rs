@@ -95,10 +95,11 @@ fn properties(zstd_level: i32, page_bytes: usize) -> WriterProperties {
         // lookups); computing them compared every name and value written.
         .set_column_statistics_enabled(metadata_keys.clone(), EnabledStatistics::None)
         .set_column_statistics_enabled(metadata_values.clone(), EnabledStatistics::None)
-        .set_column_compression(metadata_keys, Compression::ZSTD(metadata_level))
+        .set_column_compression(metadata_keys.clone(), Compression::ZSTD(metadata_level))
         .set_column_compression(metadata_values, Compression::ZSTD(metadata_level))
         .set_dictionary_enabled(false)
         .set_column_dictionary_enabled(ColumnPath::from(COL_STREAM_ID), true)
+        .set_column_dictionary_enabled(metadata_keys, true)
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_column_statistics_enabled(ColumnPath::from(COL_TIMESTAMP), EnabledStatistics::Page)
         .set_column_encoding(
