@@ -356,6 +356,19 @@ mod tests {
             );
         }
         assert_eq!(seen, 2, "both metadata leaf columns are in the file");
+        // Names (a handful of distinct ones) are dictionary-encoded; values
+        // (mostly unique ids) are not.
+        let [names, values] = metadata_columns();
+        for column in group.columns() {
+            let path = column.column_path();
+            if *path == names || *path == values {
+                assert_eq!(
+                    column.dictionary_page_offset().is_some(),
+                    *path == names,
+                    "{path}"
+                );
+            }
+        }
     }
 
     #[test]
