@@ -5,8 +5,8 @@
 //! to the OS (1 s by default); the next allocation there faults the pages in
 //! again and the kernel zeroes them. Under sustained ingest the heads are
 //! freed and rebuilt every few seconds, so with the default much of the
-//! server's CPU went to page faults and zeroing (a sixth to a quarter of the
-//! server CPU per MB ingested, raw push path and pipeline alike). Memory now
+//! server's CPU went to page faults and zeroing (about a sixth of the server
+//! CPU per MB ingested, raw push path and pipeline alike). Memory now
 //! stays with the process for [`PURGE_DELAY_MS`] after it is freed: RSS holds
 //! at its high-water mark while load lasts and falls back within seconds of
 //! the load ending. `MIMALLOC_PURGE_DELAY` in the environment still wins.
