@@ -296,8 +296,7 @@ fn bytes_equal(word: u64, byte: u8) -> u64 {
 /// Offset of the first `"` or `\` in `b`.
 #[inline]
 fn quote_or_backslash(b: &[u8]) -> Option<usize> {
-    let mut words = b.chunks_exact(8);
-    for (i, word) in words.by_ref().take(SHORT_RUN / 8).enumerate() {
+    for (i, word) in b.chunks_exact(8).take(SHORT_RUN / 8).enumerate() {
         let word = u64::from_le_bytes([
             word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
         ]);

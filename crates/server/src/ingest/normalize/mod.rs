@@ -462,11 +462,7 @@ impl Normalizer {
 
     /// What the limits leave of an entry's structured metadata.
     fn metadata_room(&self, entry: &LogEntry) -> MetadataRoom {
-        let used: usize = entry
-            .structured_metadata
-            .iter()
-            .map(|(k, v)| k.len() + v.len())
-            .sum();
+        let used = entry.size_bytes() - entry.line.len();
         MetadataRoom {
             pairs: self
                 .max_metadata_entries
