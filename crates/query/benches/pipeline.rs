@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use inferscope_model::Labels;
+use inferscope_query::pipeline::json::{KeyFilter, flatten, flatten_only};
 use inferscope_query::{Expr, LogSelector, parse};
 
 fn lines() -> Vec<String> {
@@ -111,6 +112,41 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // The scanner alone: every leaf, and only the keys ingest normalization
+    // looks for (time, level, ids), the others skipped undecoded.
+    g.bench_function("json_flatten_all", |b| {
+        b.iter(|| {
+            let mut leaves = 0usize;
+            for l in &lines {
+                let _ = flatten(black_box(l), &mut |_, _| leaves += 1);
+            }
+            leaves
+        })
+    });
+    let ingest_keys = KeyFilter::new(&[
+        "level",
+        "severity",
+        "lvl",
+        "levelname",
+        "timestamp",
+        "time",
+        "ts",
+        "trace_id",
+        "span_id",
+        "request_id",
+        "x_request_id",
+        "user_id",
+        "session_id",
+    ]);
+    g.bench_function("json_flatten_only_ingest_keys", |b| {
+        b.iter(|| {
+            let mut found = 0usize;
+            for l in &lines {
+                let _ = flatten_only(black_box(l), Some(&ingest_keys), &mut |_, _, _| found += 1);
+            }
+            found
+        })
+    });
     let hinted = selector(r#"{app="vllm"} | json | level="error""#)
         .pipeline_with_required_labels(&["model"])
         .expect("compiles");

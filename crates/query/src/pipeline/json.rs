@@ -208,20 +208,24 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Reads a number, `true`, `false` or `null` (cursor on its first byte),
+    /// checking it in the same pass. It must end where the bytes a literal
+    /// can hold end (`12a` is one invalid literal, not `12` then `a`).
     fn literal(&mut self) -> Result<&'a str, JsonError> {
         let start = self.i;
-        while self.i < self.b.len()
-            && matches!(self.b[self.i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' | b'a'..=b'z')
-        {
-            self.i += 1;
-        }
-        let t = &self.s[start..self.i];
-        let ok = matches!(t, "true" | "false" | "null") || is_json_number(t);
-        if ok {
-            Ok(t)
-        } else {
-            self.i = start;
-            Err(self.err("invalid literal"))
+        let end = match self.b[start..] {
+            [b't', b'r', b'u', b'e', ..] => Some(start + 4),
+            [b'f', b'a', b'l', b's', b'e', ..] => Some(start + 5),
+            [b'n', b'u', b'l', b'l', ..] => Some(start + 4),
+            [b'-' | b'0'..=b'9', ..] => json_number_end(self.b, start),
+            _ => None,
+        };
+        match end {
+            Some(end) if !self.b.get(end).is_some_and(|&c| is_literal_byte(c)) => {
+                self.i = end;
+                Ok(&self.s[start..end])
+            }
+            _ => Err(self.err("invalid literal")),
         }
     }
 
@@ -316,10 +320,16 @@ fn quote_or_backslash(b: &[u8]) -> Option<usize> {
     memchr::memchr2(b'"', b'\\', &b[searched..]).map(|i| i + searched)
 }
 
-/// Whether `t` is a JSON number: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
-fn is_json_number(t: &str) -> bool {
-    let b = t.as_bytes();
-    let mut i = usize::from(b.first() == Some(&b'-'));
+/// Bytes the scanner reads as part of a literal: a literal runs until the
+/// first byte not among them, and must be valid as a whole.
+fn is_literal_byte(c: u8) -> bool {
+    matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' | b'a'..=b'z')
+}
+
+/// The end of the JSON number `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+/// that starts at `b[start]`, or `None` when none does.
+fn json_number_end(b: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + usize::from(b.get(start) == Some(&b'-'));
     let digits = |i: &mut usize| {
         let s = *i;
         while *i < b.len() && b[*i].is_ascii_digit() {
@@ -332,12 +342,12 @@ fn is_json_number(t: &str) -> bool {
         Some(b'1'..=b'9') => {
             digits(&mut i);
         }
-        _ => return false,
+        _ => return None,
     }
     if b.get(i) == Some(&b'.') {
         i += 1;
         if digits(&mut i) == 0 {
-            return false;
+            return None;
         }
     }
     if matches!(b.get(i), Some(b'e' | b'E')) {
@@ -346,10 +356,10 @@ fn is_json_number(t: &str) -> bool {
             i += 1;
         }
         if digits(&mut i) == 0 {
-            return false;
+            return None;
         }
     }
-    i == b.len()
+    Some(i)
 }
 
 /// Bytes a label name may hold (`[A-Za-z0-9_]`), as a table: this test runs
@@ -866,6 +876,20 @@ mod tests {
         ) {
             let naive = b.iter().position(|&c| c == b'"' || c == b'\\');
             prop_assert_eq!(quote_or_backslash(&b), naive);
+        }
+
+        /// A literal value is accepted exactly when serde_json accepts it.
+        #[test]
+        fn literals_are_checked_like_serde_json(
+            t in prop_oneof![
+                "[-+.eE0-9a-z]{1,4}",
+                "-?[0-9]{1,3}(\\.[0-9]{0,2})?([eE][-+]?[0-9]{0,2})?",
+                "(true|false|null)[a-z0-9]?",
+            ],
+        ) {
+            let line = format!(r#"{{"a":{t},"b":1}}"#);
+            let serde = serde_json::from_str::<Value>(&line).is_ok();
+            prop_assert_eq!(flat(&line).is_ok(), serde, "{}", line);
         }
     }
 

@@ -1,6 +1,7 @@
 //! The one path by which decoded log streams enter the store, whatever the
-//! protocol: validate → normalize → VRL transform → redact → cardinality →
-//! rate limit → append (WAL first) → count.
+//! protocol: validate → redact → normalize (→ VRL transform → redact, for a
+//! tenant with a program) → cardinality → rate limit → append (WAL first) →
+//! count.
 //!
 //! Invariant: a caller acknowledges only after [`accept`] returns `Ok`, and
 //! `Ok` means the WAL holds every accepted entry.
@@ -13,6 +14,7 @@ use inferscope_model::PushStream;
 use crate::error::ApiError;
 use crate::http::params::now_ns;
 use crate::ingest::cardinality::Refusal;
+use crate::ingest::redact::RedactionCounts;
 use crate::ingest::validate::validate;
 use crate::metrics::{BYTES_RECEIVED, LINES_DISCARDED, LINES_RECEIVED};
 use crate::state::AppState;
@@ -37,6 +39,17 @@ pub fn accept(
 ) -> Result<Accepted, ApiError> {
     let limits = &state.config.limits_config;
     let mut validated = validate(streams, limits, now_ns());
+    // Secrets never reach the WAL, the head, blocks or live tails. Without a
+    // VRL program, lines (and pushed metadata) are redacted before
+    // normalization, so what it copies from a line into structured metadata
+    // is clean already and is not searched again. A program may write
+    // anything, so for its tenant everything is redacted after it runs.
+    let program = state.transforms.program_for(tenant).is_some();
+    let mut redacted = if program {
+        RedactionCounts::default()
+    } else {
+        state.redactor.redact_for(tenant, &mut validated.streams)
+    };
     validated.streams = crate::ingest::normalize::normalize_push(
         &state.config,
         &state.metrics,
@@ -44,18 +57,17 @@ pub fn accept(
         std::mem::take(&mut validated.streams),
         now_ns(),
     );
-    // The tenant's VRL program sees normalized entries; redaction still runs on
-    // what it produced.
-    state.transforms.transform_push(
-        limits,
-        &state.metrics,
-        tenant,
-        &mut validated.streams,
-        now_ns(),
-    );
-    // Secrets never reach the WAL, the head, blocks or live tails (redacted after
-    // normalization, so fields it copies into structured metadata are covered too).
-    let redacted = state.redactor.redact_for(tenant, &mut validated.streams);
+    if program {
+        // The program sees normalized entries.
+        state.transforms.transform_push(
+            limits,
+            &state.metrics,
+            tenant,
+            &mut validated.streams,
+            now_ns(),
+        );
+        redacted = state.redactor.redact_for(tenant, &mut validated.streams);
+    }
     for (reason, entries, _bytes) in &validated.rejected {
         state.metrics.add(
             LINES_DISCARDED,

@@ -182,7 +182,7 @@ impl BlockBuilder {
         &mut self,
         ts: i64,
         line: &str,
-        meta: impl Iterator<Item = (&'a str, &'a str)>,
+        meta: impl Iterator<Item = (&'a str, &'a str)> + Clone,
     ) -> Result<(), StorageError> {
         let Some(s) = self.streams.last_mut() else {
             return Err(StorageError::InvalidInput(
@@ -196,11 +196,10 @@ impl BlockBuilder {
         self.stream_ids.append_value(self.current_fp);
         self.ts.append_value(ts);
         self.lines.append_value(line);
-        crate::ids::collect_entry(&mut self.ids, self.rows, line, std::iter::empty());
+        // As the head does: metadata ids, then the line's other ids (ingest
+        // copies a JSON line's ids into its metadata; each is hashed once).
+        crate::ids::collect_entry(&mut self.ids, self.rows, line, meta.clone());
         for (k, v) in meta {
-            if crate::ids::ID_FIELDS.contains(&k) {
-                crate::ids::collect_entry(&mut self.ids, self.rows, "", std::iter::once((k, v)));
-            }
             self.meta.keys().append_value(k);
             self.meta.values().append_value(v);
             self.meta_pairs += 1;

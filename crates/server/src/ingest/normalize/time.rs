@@ -29,10 +29,100 @@ pub fn parse_event_time(value: &str) -> Option<i64> {
 }
 
 fn parse_rfc3339(value: &str) -> Option<i64> {
-    // chrono accepts `T`, `t` and a space between date and time.
-    DateTime::parse_from_rfc3339(value)
-        .ok()?
-        .timestamp_nanos_opt()
+    match rfc3339_common(value.as_bytes()) {
+        Some(ns) => ns,
+        // chrono accepts `T`, `t` and a space between date and time.
+        None => DateTime::parse_from_rfc3339(value)
+            .ok()?
+            .timestamp_nanos_opt(),
+    }
+}
+
+/// The common shape of RFC 3339, `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|±HH:MM)`
+/// (`T`, `t` or a space; `Z` or `z`), read without chrono: every JSON log
+/// line carries one and chrono's general parser is most of the cost of
+/// reading it. `Some(None)` when that shape holds an invalid time, `None`
+/// for any other shape (leap seconds, longer fractions, …), which chrono
+/// then reads.
+fn rfc3339_common(b: &[u8]) -> Option<Option<i64>> {
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        let digits = b.get(range)?;
+        digits.iter().try_fold(0i64, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let (mut i, mut nanos) = (19, 0i64);
+    if b[i] == b'.' {
+        let digits = b[i + 1..].iter().take_while(|d| d.is_ascii_digit()).count();
+        if !(1..=9).contains(&digits) {
+            return None;
+        }
+        nanos = num(i + 1..i + 1 + digits)? * 10i64.pow(9 - digits as u32);
+        i += 1 + digits;
+    }
+    let offset_seconds = match &b[i..] {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (h, m) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+            if h > 23 || m > 59 {
+                return Some(None);
+            }
+            let offset = h * 3600 + m * 60;
+            if *sign == b'-' { -offset } else { offset }
+        }
+        _ => return None,
+    };
+    if second == 60 {
+        return None; // a leap second: chrono's reading
+    }
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return Some(None);
+    }
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
+        - offset_seconds;
+    Some(
+        seconds
+            .checked_mul(1_000_000_000)
+            .and_then(|ns| ns.checked_add(nanos)),
+    )
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// An epoch number. Integers and decimals are converted exactly (digits
@@ -125,6 +215,30 @@ mod tests {
         }
     }
 
+    /// Month lengths and leap years, where the fast reading could differ
+    /// from chrono's and random dates rarely land.
+    #[test]
+    fn calendar_edges_read_as_chrono_does() {
+        for text in [
+            "2000-02-29T00:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2024-02-29T23:59:59.999999999Z",
+            "2023-02-29T00:00:00Z",
+            "2024-04-31T00:00:00Z",
+            "2024-12-31T23:59:59+00:00",
+            "0000-01-01T00:00:00-23:59",
+            "9999-12-31T23:59:59+23:59",
+            "1969-12-31T23:59:59.5Z",
+            "2024-06-05T07:51:60Z",
+        ] {
+            let chrono = DateTime::parse_from_rfc3339(text)
+                .ok()
+                .and_then(|t| t.timestamp_nanos_opt());
+            assert_eq!(parse_rfc3339(text), chrono, "{text}");
+            assert!(rfc3339_common(text.as_bytes()).is_some() || text.contains(":60"));
+        }
+    }
+
     #[test]
     fn epochs_by_magnitude() {
         let cases = [
@@ -180,6 +294,29 @@ mod tests {
             prop_assert_eq!(parse_event_time(&ms.to_string()), Some(ms * 1_000_000));
             let s = ns / 1_000_000_000;
             prop_assert_eq!(parse_event_time(&s.to_string()), Some(s * 1_000_000_000));
+        }
+
+        /// The fast reading agrees with chrono's on the common shape, at
+        /// every precision and offset, and on invalid dates and times.
+        #[test]
+        fn common_shape_reads_as_chrono_does(
+            year in 0i64..10_000,
+            month in 0i64..14,
+            day in 0i64..33,
+            hour in 0i64..25,
+            minute in 0i64..61,
+            second in 0i64..61,
+            fraction in "(\\.[0-9]{1,10})?",
+            separator in prop::sample::select(vec!['T', 't', ' ']),
+            offset in "[Zz]|[-+]([01][0-9]|2[0-5]):[0-6][0-9]",
+        ) {
+            let text = format!(
+                "{year:04}-{month:02}-{day:02}{separator}{hour:02}:{minute:02}:{second:02}{fraction}{offset}"
+            );
+            let chrono = DateTime::parse_from_rfc3339(&text)
+                .ok()
+                .and_then(|t| t.timestamp_nanos_opt());
+            prop_assert_eq!(parse_rfc3339(&text), chrono, "{}", text);
         }
 
         #[test]
