@@ -45,12 +45,7 @@ fn parse_rfc3339(value: &str) -> Option<i64> {
 /// for any other shape (leap seconds, longer fractions, …), which chrono
 /// then reads.
 fn rfc3339_common(b: &[u8]) -> Option<Option<i64>> {
-    let num = |range: std::ops::Range<usize>| -> Option<i64> {
-        let digits = b.get(range)?;
-        digits.iter().try_fold(0i64, |n, &d| {
-            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
-        })
-    };
+    let num = |range: std::ops::Range<usize>| decimal(b.get(range)?);
     if b.len() < 20
         || b[4] != b'-'
         || b[7] != b'-'
@@ -102,6 +97,17 @@ fn rfc3339_common(b: &[u8]) -> Option<Option<i64>> {
             .checked_mul(1_000_000_000)
             .and_then(|ns| ns.checked_add(nanos)),
     )
+}
+
+/// The value of a run of ASCII digits (at most 18), `None` if one is not.
+fn decimal(digits: &[u8]) -> Option<i64> {
+    let mut n = 0i64;
+    let mut all_digits = true;
+    for &d in digits {
+        all_digits &= d.is_ascii_digit();
+        n = n * 10 + i64::from(d.wrapping_sub(b'0'));
+    }
+    all_digits.then_some(n)
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {
