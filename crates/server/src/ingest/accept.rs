@@ -50,13 +50,19 @@ pub fn accept(
     } else {
         state.redactor.redact_for(tenant, &mut validated.streams)
     };
-    validated.streams = crate::ingest::normalize::normalize_push(
+    let (streams, normalized) = crate::ingest::normalize::normalize_push(
         &state.config,
         &state.metrics,
         tenant,
         std::mem::take(&mut validated.streams),
         now_ns(),
     );
+    validated.streams = streams;
+    if !program && normalized.escaped_metadata > 0 {
+        // A value decoded from JSON escapes (`sk\u002d…`) was not in the line
+        // as the redactor read it: this batch's metadata is searched again.
+        redacted.merge(&state.redactor.redact_for(tenant, &mut validated.streams));
+    }
     if program {
         // The program sees normalized entries.
         state.transforms.transform_push(

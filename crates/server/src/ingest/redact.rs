@@ -99,6 +99,19 @@ impl RedactionCounts {
     pub fn total(&self) -> u64 {
         self.by_kind.iter().sum()
     }
+
+    /// Adds the counts of another call.
+    pub fn merge(&mut self, other: &RedactionCounts) {
+        for (kind, n) in other.by_kind.iter().enumerate() {
+            if *n > 0 {
+                if self.by_kind.len() <= kind {
+                    self.by_kind.resize(kind + 1, 0);
+                }
+                self.by_kind[kind] += n;
+            }
+        }
+        self.lines += other.lines;
+    }
 }
 
 /// A user-configured pattern.

@@ -45,11 +45,11 @@ pub fn normalize_push(
     tenant: &str,
     streams: Vec<PushStream>,
     now_ns: i64,
-) -> Vec<PushStream> {
+) -> (Vec<PushStream>, NormalizeStats) {
     let normalizer = Normalizer::new(config);
     let (streams, stats) = normalizer.normalize(streams, now_ns);
     stats.record(metrics, tenant);
-    streams
+    (streams, stats)
 }
 
 /// What normalization did to one batch.
@@ -65,6 +65,9 @@ pub struct NormalizeStats {
     pub event_time_unparseable: usize,
     /// Time fields outside the accepted window (push time kept).
     pub event_time_out_of_window: usize,
+    /// Entries given a metadata value decoded from JSON escapes: unlike a
+    /// verbatim copy, it was not in the (redacted) line as it reads now.
+    pub escaped_metadata: usize,
 }
 
 impl NormalizeStats {
@@ -123,6 +126,8 @@ struct Found<'l> {
     time: Option<(usize, Cow<'l, str>)>,
     level: Option<Cow<'l, str>>,
     metadata: Vec<(String, String)>,
+    /// Whether a metadata value had JSON escapes (decoded, not verbatim).
+    escaped_metadata: bool,
     labels: Vec<(String, String)>,
 }
 
@@ -379,8 +384,12 @@ impl Normalizer {
             None
         };
         let Found {
-            metadata, labels, ..
+            metadata,
+            escaped_metadata,
+            labels,
+            ..
         } = found;
+        stats.escaped_metadata += usize::from(escaped_metadata);
 
         match event_time {
             Some(Some(ns)) if window.contains(ns) => {
@@ -487,6 +496,7 @@ impl Normalizer {
                 found.level = Some(value.clone());
             }
             if roles.metadata && !found.metadata.iter().any(|(k, _)| k == key) {
+                found.escaped_metadata |= matches!(value, Cow::Owned(_));
                 found.metadata.push((key.to_string(), value.to_string()));
             }
             if roles.label && !value.is_empty() && !found.labels.iter().any(|(k, _)| k == key) {

@@ -147,6 +147,13 @@ fn high_cardinality_fields_are_copied_to_metadata() {
     }
     assert_eq!(metadata(&entry, "other"), None);
 
+    // Verbatim copies are not counted as escaped; a decoded one is (accept
+    // redacts such a batch's metadata again: the line did not show it so).
+    assert_eq!(one(line).1.escaped_metadata, 0);
+    let (entry, stats) = one(r#"{"user_id":"sk\u002dproj","other":"a\"b"}"#);
+    assert_eq!(metadata(&entry, "user_id"), Some("sk-proj"));
+    assert_eq!(stats.escaped_metadata, 1);
+
     // Metadata pushed with the entry wins.
     let mut s = stream(&[("app", "t")], &[r#"{"trace_id":"from-line"}"#]);
     s.entries[0].structured_metadata = vec![("trace_id".into(), "pushed".into())];
