@@ -42,14 +42,12 @@ pub fn accept(
     // Secrets never reach the WAL, the head, blocks or live tails. Without a
     // VRL program, lines (and pushed metadata) are redacted before
     // normalization, so what it copies from a line into structured metadata
-    // is clean already and is not searched again. A program may write
-    // anything, so for its tenant everything is redacted after it runs.
+    // is clean already and is not searched again.
     let program = state.transforms.program_for(tenant).is_some();
-    let mut redacted = if program {
-        RedactionCounts::default()
-    } else {
-        state.redactor.redact_for(tenant, &mut validated.streams)
-    };
+    let mut redacted = RedactionCounts::default();
+    if !program {
+        redacted = state.redactor.redact_for(tenant, &mut validated.streams);
+    }
     let (streams, normalized) = crate::ingest::normalize::normalize_push(
         &state.config,
         &state.metrics,
@@ -58,11 +56,6 @@ pub fn accept(
         now_ns(),
     );
     validated.streams = streams;
-    if !program && normalized.escaped_metadata > 0 {
-        // A value decoded from JSON escapes (`sk\u002d…`) was not in the line
-        // as the redactor read it: this batch's metadata is searched again.
-        redacted.merge(&state.redactor.redact_for(tenant, &mut validated.streams));
-    }
     if program {
         // The program sees normalized entries.
         state.transforms.transform_push(
@@ -72,7 +65,12 @@ pub fn accept(
             &mut validated.streams,
             now_ns(),
         );
-        redacted = state.redactor.redact_for(tenant, &mut validated.streams);
+    }
+    // Redacted (again) after normalization when a program may have written
+    // anything, or when a copied value was decoded from JSON escapes
+    // (`sk\u002d…`) and so was not in the line as the redactor read it.
+    if program || normalized.escaped_metadata > 0 {
+        redacted.merge(&state.redactor.redact_for(tenant, &mut validated.streams));
     }
     for (reason, entries, _bytes) in &validated.rejected {
         state.metrics.add(

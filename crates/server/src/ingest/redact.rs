@@ -102,13 +102,11 @@ impl RedactionCounts {
 
     /// Adds the counts of another call.
     pub fn merge(&mut self, other: &RedactionCounts) {
-        for (kind, n) in other.by_kind.iter().enumerate() {
-            if *n > 0 {
-                if self.by_kind.len() <= kind {
-                    self.by_kind.resize(kind + 1, 0);
-                }
-                self.by_kind[kind] += n;
-            }
+        if self.by_kind.len() < other.by_kind.len() {
+            self.by_kind.resize(other.by_kind.len(), 0);
+        }
+        for (mine, n) in self.by_kind.iter_mut().zip(&other.by_kind) {
+            *mine += n;
         }
         self.lines += other.lines;
     }
