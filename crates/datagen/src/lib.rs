@@ -524,6 +524,7 @@ impl Generator {
         metadata: Vec<(String, String)>,
     ) -> (usize, LogEntry) {
         let entry = LogEntry {
+            line_metadata: Vec::new(),
             timestamp_ns: self.now_ns,
             line,
             structured_metadata: metadata,

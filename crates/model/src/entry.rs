@@ -1,12 +1,14 @@
 //! Log entries as they are pushed and stored.
 
+use std::sync::Arc;
+
 use crate::Labels;
 
 /// One log line with its timestamp and structured metadata.
 ///
 /// The line is kept exactly as it was received: normalization adds metadata
 /// next to it and never rewrites it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogEntry {
     /// Event time in nanoseconds since the Unix epoch.
     pub timestamp_ns: i64,
@@ -15,6 +17,53 @@ pub struct LogEntry {
     /// Loki's structured metadata: high-cardinality key/value pairs that are
     /// not part of the stream identity (`trace_id`, `request_id`, ...).
     pub structured_metadata: Vec<(String, String)>,
+    /// More structured metadata, whose values are verbatim parts of `line`
+    /// (the ids normalization finds in a JSON line): held as byte ranges, so
+    /// the value is neither copied nor written twice. Logically it follows
+    /// `structured_metadata`; [`LogEntry::metadata`] yields both.
+    pub line_metadata: Vec<LineMetadata>,
+}
+
+/// A structured metadata pair whose value is `line[start..end]` of its entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineMetadata {
+    /// The metadata name (shared: the same few names recur on every entry).
+    pub name: Arc<str>,
+    /// Byte offset of the value in the line (a char boundary).
+    pub start: u32,
+    /// Byte offset just past the value (a char boundary).
+    pub end: u32,
+}
+
+impl LineMetadata {
+    /// The pair for `value`, a slice borrowed from `line` itself; `None` when
+    /// `value` does not lie inside `line` (a decoded copy, say).
+    pub fn of_slice(name: Arc<str>, line: &str, value: &str) -> Option<Self> {
+        let start = (value.as_ptr() as usize).checked_sub(line.as_ptr() as usize)?;
+        let end = start.checked_add(value.len())?;
+        // `get` checks the range and its char boundaries; the pointer check
+        // that it is this very slice, not equal bytes elsewhere.
+        let found = line.get(start..end)?;
+        (found.as_ptr() == value.as_ptr()).then_some(())?;
+        Some(LineMetadata {
+            name,
+            start: u32::try_from(start).ok()?,
+            end: u32::try_from(end).ok()?,
+        })
+    }
+
+    /// Checks a range read back from storage against its line.
+    pub fn checked(name: Arc<str>, line: &str, start: u32, end: u32) -> Option<Self> {
+        line.get(start as usize..end as usize)?;
+        Some(LineMetadata { name, start, end })
+    }
+
+    /// The value inside `line` (empty if the range does not fit it, which
+    /// [`LineMetadata::of_slice`] and [`LineMetadata::checked`] rule out).
+    pub fn value<'l>(&self, line: &'l str) -> &'l str {
+        line.get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
+    }
 }
 
 impl LogEntry {
@@ -23,19 +72,57 @@ impl LogEntry {
         LogEntry {
             timestamp_ns,
             line: line.into(),
-            structured_metadata: Vec::new(),
+            ..LogEntry::default()
         }
+    }
+
+    /// Every structured metadata pair: `structured_metadata`, then
+    /// `line_metadata` with its values read from the line.
+    pub fn metadata(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
+        let line = self.line.as_str();
+        self.structured_metadata
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(
+                self.line_metadata
+                    .iter()
+                    .map(move |m| (&*m.name, m.value(line))),
+            )
+    }
+
+    /// Number of structured metadata pairs, of both kinds.
+    pub fn metadata_len(&self) -> usize {
+        self.structured_metadata.len() + self.line_metadata.len()
+    }
+
+    /// Copies the `line_metadata` values into `structured_metadata`, for code
+    /// that may rewrite the line (a VRL program, redaction) or wants owned pairs.
+    pub fn materialize_line_metadata(&mut self) {
+        if self.line_metadata.is_empty() {
+            return;
+        }
+        let line = &self.line;
+        self.structured_metadata.extend(
+            self.line_metadata
+                .drain(..)
+                .map(|m| (m.name.to_string(), m.value(line).to_string())),
+        );
     }
 
     /// Bytes this entry accounts for in limits and statistics: the line plus
     /// the names and values of its structured metadata.
     pub fn size_bytes(&self) -> usize {
-        self.line.len()
-            + self
-                .structured_metadata
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>()
+        let text: usize = self
+            .structured_metadata
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        let in_line: usize = self
+            .line_metadata
+            .iter()
+            .map(|m| m.name.len() + m.end.saturating_sub(m.start) as usize)
+            .sum();
+        self.line.len() + text + in_line
     }
 }
 
@@ -46,4 +133,50 @@ pub struct PushStream {
     pub labels: Labels,
     /// Its entries, in any order.
     pub entries: Vec<LogEntry>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_metadata_refers_to_the_line_itself() {
+        let line = r#"{"trace_id":"abc","msg":"abc"}"#;
+        let name: Arc<str> = Arc::from("trace_id");
+        let value = &line[13..16];
+        let m = LineMetadata::of_slice(name.clone(), line, value).expect("inside");
+        assert_eq!((m.start, m.end, m.value(line)), (13, 16, "abc"));
+        // Equal bytes elsewhere are not the line's slice.
+        let copy = String::from("abc");
+        assert_eq!(LineMetadata::of_slice(name.clone(), line, &copy), None);
+        assert_eq!(LineMetadata::checked(name.clone(), line, 13, 99), None);
+        assert_eq!(
+            LineMetadata::checked(name, "é", 0, 1),
+            None,
+            "not a char boundary"
+        );
+    }
+
+    #[test]
+    fn metadata_yields_both_kinds_and_materializes_in_order() {
+        let mut e = LogEntry::new(1, r#"{"trace_id":"abc"}"#);
+        e.structured_metadata
+            .push(("detected_level".into(), "info".into()));
+        let value = &e.line[13..16];
+        let m = LineMetadata::of_slice(Arc::from("trace_id"), &e.line, value).expect("inside");
+        e.line_metadata.push(m);
+        let pairs: Vec<(String, String)> = e
+            .metadata()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let expected = [("detected_level", "info"), ("trace_id", "abc")];
+        assert_eq!(pairs, expected.map(|(k, v)| (k.to_string(), v.to_string())));
+        assert_eq!(e.metadata_len(), 2);
+        assert_eq!(e.size_bytes(), e.line.len() + 14 + 4 + 8 + 3);
+        let before = e.size_bytes();
+        e.materialize_line_metadata();
+        assert!(e.line_metadata.is_empty());
+        assert_eq!(e.structured_metadata, pairs);
+        assert_eq!(e.size_bytes(), before);
+    }
 }

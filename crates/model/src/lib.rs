@@ -12,7 +12,7 @@ mod labels;
 mod matcher;
 mod time;
 
-pub use entry::{LogEntry, PushStream};
+pub use entry::{LineMetadata, LogEntry, PushStream};
 pub use labels::{Labels, LabelsParseError, is_valid_label_name};
 pub use matcher::{LabelMatcher, MatchOp, MatcherError, matches_all};
 pub use time::{Direction, TimeRange};

@@ -16,6 +16,7 @@ use crate::block::writer::{BlockBuilder, BuiltBlock};
 use crate::deletes::Tombstones;
 use crate::error::StorageError;
 use crate::manifest::BlockEntry;
+use crate::scan::MetaValue;
 
 /// Width of a compaction window.
 pub const WINDOW_NS: i64 = 24 * 3600 * 1_000_000_000;
@@ -63,7 +64,35 @@ pub fn plan(blocks: &[Arc<BlockEntry>], min_blocks: usize) -> Vec<Vec<Arc<BlockE
     out
 }
 
-type Row = (i64, String, Vec<(String, String)>);
+type Row = (i64, String, Vec<(String, StoredValue)>);
+
+/// A metadata value copied out of an input block, kept as it was stored (a
+/// line range stays a range in the merged block).
+enum StoredValue {
+    Text(String),
+    Line { start: u32, end: u32 },
+}
+
+impl From<MetaValue<'_>> for StoredValue {
+    fn from(v: MetaValue<'_>) -> Self {
+        match v {
+            MetaValue::Text(t) => StoredValue::Text(t.to_string()),
+            MetaValue::Line { start, end } => StoredValue::Line { start, end },
+        }
+    }
+}
+
+impl StoredValue {
+    fn as_meta(&self) -> MetaValue<'_> {
+        match self {
+            StoredValue::Text(t) => MetaValue::Text(t),
+            StoredValue::Line { start, end } => MetaValue::Line {
+                start: *start,
+                end: *end,
+            },
+        }
+    }
+}
 /// A stream of the merged block, with the row ranges (and time bounds) of it
 /// in each input.
 type StreamParts = BTreeMap<(u64, Labels), Vec<(usize, Range<usize>, (i64, i64))>>;
@@ -93,7 +122,10 @@ pub(crate) fn merge(
                 .push((input, rows, (s.min_ts, s.max_ts)));
         }
     }
-    let mut b = BlockBuilder::new(key)?;
+    let mut b = match inputs.iter().any(|(_, block)| block.has_line_metadata()) {
+        true => BlockBuilder::new(key)?,
+        false => BlockBuilder::without_line_metadata(key)?,
+    };
     let mut rows: Vec<Row> = Vec::new();
     let mut removed = 0;
     for ((_, labels), ranges) in parts {
@@ -113,7 +145,11 @@ pub(crate) fn merge(
                         removed += 1;
                         return;
                     }
-                    rows.push((ts, line.to_string(), meta.to_vec()));
+                    let meta = meta
+                        .iter_stored()
+                        .map(|(k, v)| (k.to_string(), StoredValue::from(v)))
+                        .collect();
+                    rows.push((ts, line.to_string(), meta));
                 })?;
         }
         // Stable: entries with equal timestamps keep their arrival order.
@@ -123,7 +159,7 @@ pub(crate) fn merge(
             b.push(
                 *ts,
                 line,
-                meta.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                meta.iter().map(|(k, v)| (k.as_str(), v.as_meta())),
             )?;
         }
     }

@@ -14,7 +14,7 @@ use std::time::Instant;
 use inferscope_model::{LabelMatcher, Labels, LogEntry, PushStream, TimeRange, matches_all};
 use parking_lot::{Mutex, RwLock};
 
-use crate::scan::MetadataRef;
+use crate::scan::{MetadataRef, NOT_IN_LINE};
 
 /// A chunk stops growing in place beyond this many line bytes.
 const CHUNK_TARGET_BYTES: usize = 1 << 20;
@@ -32,8 +32,14 @@ pub struct Chunk {
     /// Every metadata name and value, concatenated (one buffer, not two
     /// `String`s a pair: no allocation per pair on the ingest path).
     meta_text: String,
-    /// End offset in `meta_text` of each name and of each value, alternating.
+    /// End offset in `meta_text` of each name and of each value, alternating
+    /// (a line value takes no text: its end is its name's).
     meta_bounds: Vec<usize>,
+    /// Per pair: the value's byte range in the entry's line (line metadata,
+    /// not copied), or `NOT_IN_LINE`.
+    meta_in_line: Vec<(u32, u32)>,
+    /// How many pairs have their value in the line.
+    line_pairs: usize,
     /// Smallest timestamp in the chunk.
     pub min_ts: i64,
     /// Largest timestamp in the chunk.
@@ -45,9 +51,12 @@ impl Chunk {
     fn for_entries(entries: &[LogEntry], line_bytes: usize) -> Self {
         let (mut meta_bytes, mut meta_pairs) = (0, 0);
         for e in entries {
-            meta_pairs += e.structured_metadata.len();
+            meta_pairs += e.metadata_len();
             for (name, value) in &e.structured_metadata {
                 meta_bytes += name.len() + value.len();
+            }
+            for m in &e.line_metadata {
+                meta_bytes += m.name.len();
             }
         }
         Chunk {
@@ -57,6 +66,8 @@ impl Chunk {
             meta_ends: Vec::with_capacity(entries.len()),
             meta_text: String::with_capacity(meta_bytes),
             meta_bounds: Vec::with_capacity(2 * meta_pairs),
+            meta_in_line: Vec::with_capacity(meta_pairs),
+            line_pairs: 0,
             min_ts: i64::MAX,
             max_ts: i64::MIN,
         }
@@ -71,10 +82,23 @@ impl Chunk {
             self.meta_bounds.push(self.meta_text.len());
             self.meta_text.push_str(value);
             self.meta_bounds.push(self.meta_text.len());
+            self.meta_in_line.push(NOT_IN_LINE);
         }
+        for m in &e.line_metadata {
+            self.meta_text.push_str(&m.name);
+            self.meta_bounds.push(self.meta_text.len());
+            self.meta_bounds.push(self.meta_text.len());
+            self.meta_in_line.push((m.start, m.end));
+        }
+        self.line_pairs += e.line_metadata.len();
         self.meta_ends.push(self.meta_bounds.len() / 2);
         self.min_ts = self.min_ts.min(e.timestamp_ns);
         self.max_ts = self.max_ts.max(e.timestamp_ns);
+    }
+
+    /// Whether some entry has line metadata.
+    pub fn has_line_metadata(&self) -> bool {
+        self.line_pairs > 0
     }
 
     /// Sum of the line lengths.
@@ -114,6 +138,8 @@ impl Chunk {
             text: &self.meta_text,
             text_start,
             bounds: &self.meta_bounds[2 * first..2 * self.meta_ends[i]],
+            in_line: &self.meta_in_line[first..self.meta_ends[i]],
+            line: self.line(i),
         }
     }
 }
@@ -448,15 +474,31 @@ mod tests {
         for (e, n) in stream.entries.iter_mut().zip([0, 3, 0, 1]) {
             e.structured_metadata = pairs(n);
         }
+        // Entries 1 and 2 also carry line metadata: their timestamp digit.
+        for i in [1, 2] {
+            let e = &mut stream.entries[i];
+            let m = inferscope_model::LineMetadata::checked("digit".into(), &e.line, 1, 2);
+            e.line_metadata.extend(m);
+        }
         let h = Head::new();
         h.append("t", &[stream.clone()]);
         let snap = h.select("t", &[], TimeRange::all());
         let chunk = &snap[0].chunks[0];
         for (i, e) in stream.entries.iter().enumerate() {
             let meta = chunk.meta(i);
-            assert_eq!(meta.len(), e.structured_metadata.len());
-            assert_eq!(meta.to_vec(), e.structured_metadata, "entry {i}");
+            let expected: Vec<(String, String)> = e
+                .metadata()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            assert_eq!(meta.len(), e.metadata_len());
+            assert_eq!(meta.to_vec(), expected, "entry {i}");
+            let in_line = meta
+                .iter_stored()
+                .filter(|(_, v)| matches!(v, crate::MetaValue::Line { .. }))
+                .count();
+            assert_eq!(in_line, e.line_metadata.len(), "entry {i}");
         }
+        assert_eq!(chunk.meta(2).get("digit"), Some("3"));
         assert_eq!(chunk.meta(1).get("k2é"), Some("v3-2"));
         assert_eq!(chunk.meta(1).get("k1é"), Some(""));
     }

@@ -250,23 +250,42 @@ pub fn ids_in_entry<'a>(
     meta: impl Iterator<Item = (&'a str, &'a str)>,
     f: &mut dyn FnMut(&str),
 ) {
-    let mut seen: [&str; 4] = [""; 4];
-    let mut n_seen = 0;
+    let mut ids = EntryIds::default();
     for (k, v) in meta {
-        if ID_FIELDS.contains(&k) {
-            emit(v, f);
-            if n_seen < seen.len() {
-                seen[n_seen] = v;
-                n_seen += 1;
+        ids.metadata(k, v, f);
+    }
+    ids.line(line, f);
+}
+
+/// [`ids_in_entry`] fed one metadata pair at a time, for a caller that walks
+/// the pairs anyway (the block writer).
+#[derive(Debug, Default)]
+pub(crate) struct EntryIds<'a> {
+    seen: [&'a str; 4],
+    n_seen: usize,
+}
+
+impl<'a> EntryIds<'a> {
+    /// One metadata pair: `f` gets the value if `name` is an id field.
+    pub(crate) fn metadata(&mut self, name: &str, value: &'a str, f: &mut dyn FnMut(&str)) {
+        if ID_FIELDS.contains(&name) {
+            emit(value, f);
+            if self.n_seen < self.seen.len() {
+                self.seen[self.n_seen] = value;
+                self.n_seen += 1;
             }
         }
     }
-    let seen = &seen[..n_seen];
-    ids_in_line(line, &mut |v| {
-        if !seen.contains(&v) {
-            f(v);
-        }
-    });
+
+    /// Then the line: `f` gets its ids that no metadata pair held.
+    pub(crate) fn line(self, line: &str, f: &mut dyn FnMut(&str)) {
+        let seen = &self.seen[..self.n_seen];
+        ids_in_line(line, &mut |v| {
+            if !seen.contains(&v) {
+                f(v);
+            }
+        });
+    }
 }
 
 /// The ids a lookup wants, with the per-entry confirmation.
@@ -318,26 +337,16 @@ impl IdQuery {
 pub fn entry_hashes(entries: &[inferscope_model::LogEntry]) -> Vec<u64> {
     let mut out = Vec::new();
     for e in entries {
-        ids_in_entry(
-            &e.line,
-            e.structured_metadata
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-            &mut |v| out.push(id_hash(v)),
-        );
+        ids_in_entry(&e.line, e.metadata(), &mut |v| out.push(id_hash(v)));
     }
     out
 }
 
-/// Collects an entry's `(hash, row)` pairs for a block's sidecar.
-pub(crate) fn collect_entry<'a>(
-    out: &mut Vec<(u64, u32)>,
-    row: u64,
-    line: &str,
-    meta: impl Iterator<Item = (&'a str, &'a str)>,
-) {
-    let Ok(row) = u32::try_from(row) else { return };
-    ids_in_entry(line, meta, &mut |v| out.push((id_hash(v), row)));
+/// Adds an id found in row `row` to a block's sidecar pairs.
+pub(crate) fn push_id(out: &mut Vec<(u64, u32)>, row: u64, id: &str) {
+    if let Ok(row) = u32::try_from(row) {
+        out.push((id_hash(id), row));
+    }
 }
 
 /// The decoded sidecar of a block: sorted `(hash, row)` pairs, held as two

@@ -27,7 +27,9 @@ pub use deletes::{
 };
 pub use error::StorageError;
 pub use ids::{IdLookupStats, IdQuery};
-pub use scan::{EntryRef, LineFilter, MetadataIter, MetadataRef, ScanRequest, ScanStats, ScanTask};
+pub use scan::{
+    EntryRef, LineFilter, MetaValue, MetadataIter, MetadataRef, ScanRequest, ScanStats, ScanTask,
+};
 pub use segments::Segment;
 pub use store::{AppendStats, Store, StoreConfig, StoreMetrics};
 pub use wal::WalSync;

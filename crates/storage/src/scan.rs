@@ -3,7 +3,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use arrow_array::{Array, StringArray};
+use arrow_array::{Array, StringArray, UInt64Array};
 use inferscope_model::{LabelMatcher, Labels, TimeRange};
 
 use crate::block::reader::LoadedBlock;
@@ -37,13 +37,18 @@ pub struct ScanRequest {
 }
 
 /// Structured metadata of an entry, without copying it out of the store.
+///
+/// Values are either stored text or ranges of the entry's line (the line
+/// metadata of [`inferscope_model::LineMetadata`]); [`MetadataRef::iter`]
+/// yields both as text, [`MetadataRef::iter_stored`] as they are stored.
 #[derive(Debug, Clone)]
 pub enum MetadataRef<'a> {
     /// Metadata held as pairs.
     Pairs(&'a [(String, String)]),
     /// Metadata of a head entry: names and values concatenated in `text`;
     /// `bounds` holds the end offset of each name and of each value,
-    /// alternating; the first name starts at `text_start`.
+    /// alternating; the first name starts at `text_start`. A pair whose
+    /// `in_line` range is not [`NOT_IN_LINE`] has its value in `line`.
     Flat {
         /// The chunk's metadata text.
         text: &'a str,
@@ -51,8 +56,12 @@ pub enum MetadataRef<'a> {
         text_start: usize,
         /// End offsets of this entry's names and values, alternating.
         bounds: &'a [usize],
+        /// Per pair: the value's range in `line`, or [`NOT_IN_LINE`].
+        in_line: &'a [(u32, u32)],
+        /// The entry's line.
+        line: &'a str,
     },
-    /// Metadata inside an Arrow map column (block entries).
+    /// Metadata inside the Arrow map columns of a block.
     Arrow {
         /// Map keys.
         keys: &'a StringArray,
@@ -60,6 +69,38 @@ pub enum MetadataRef<'a> {
         values: &'a StringArray,
         /// This entry's slice of keys/values.
         range: Range<usize>,
+        /// The line metadata column, when the block has one.
+        line_refs: Option<LineRefs<'a>>,
+        /// The entry's line.
+        line: &'a str,
+    },
+}
+
+/// Marks a head metadata pair whose value is stored as text.
+pub const NOT_IN_LINE: (u32, u32) = (u32::MAX, u32::MAX);
+
+/// An entry's part of a block's `line_metadata` map column.
+#[derive(Debug, Clone)]
+pub struct LineRefs<'a> {
+    /// Map keys (metadata names).
+    pub keys: &'a StringArray,
+    /// Map values: `start << 32 | end`, a byte range of the line.
+    pub ranges: &'a UInt64Array,
+    /// This entry's slice of keys/ranges.
+    pub range: Range<usize>,
+}
+
+/// A metadata value as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaValue<'a> {
+    /// Stored text.
+    Text(&'a str),
+    /// A byte range of the entry's line.
+    Line {
+        /// Start offset.
+        start: u32,
+        /// End offset.
+        end: u32,
     },
 }
 
@@ -69,7 +110,9 @@ impl<'a> MetadataRef<'a> {
         match self {
             MetadataRef::Pairs(p) => p.len(),
             MetadataRef::Flat { bounds, .. } => bounds.len() / 2,
-            MetadataRef::Arrow { range, .. } => range.len(),
+            MetadataRef::Arrow {
+                range, line_refs, ..
+            } => range.len() + line_refs.as_ref().map_or(0, |r| r.range.len()),
         }
     }
 
@@ -86,6 +129,15 @@ impl<'a> MetadataRef<'a> {
         }
     }
 
+    /// The pairs as stored: line values as ranges, for a writer that keeps
+    /// them so.
+    pub fn iter_stored(&self) -> StoredIter<'a> {
+        StoredIter {
+            inner: self.clone(),
+            pos: 0,
+        }
+    }
+
     /// The value of `name`, if present (first occurrence).
     pub fn get(&self, name: &str) -> Option<&'a str> {
         self.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
@@ -97,9 +149,73 @@ impl<'a> MetadataRef<'a> {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
     }
+
+    /// The entry's line, for resolving line values (empty for `Pairs`).
+    fn line(&self) -> &'a str {
+        match self {
+            MetadataRef::Pairs(_) => "",
+            MetadataRef::Flat { line, .. } | MetadataRef::Arrow { line, .. } => line,
+        }
+    }
+
+    /// Pair `pos` as stored.
+    fn stored_at(&self, pos: usize) -> Option<(&'a str, MetaValue<'a>)> {
+        match self {
+            MetadataRef::Pairs(p) => p
+                .get(pos)
+                .map(|(k, v)| (k.as_str(), MetaValue::Text(v.as_str()))),
+            MetadataRef::Flat {
+                text,
+                text_start,
+                bounds,
+                in_line,
+                ..
+            } => {
+                let j = 2 * pos;
+                let (&name_end, &value_end) = (bounds.get(j)?, bounds.get(j + 1)?);
+                let name_start = if j == 0 { *text_start } else { bounds[j - 1] };
+                // The offsets were taken between pushed strings: always
+                // char boundaries.
+                let name = text.get(name_start..name_end).unwrap_or_default();
+                let value = match in_line.get(pos).copied() {
+                    Some((start, end)) if (start, end) != NOT_IN_LINE => {
+                        MetaValue::Line { start, end }
+                    }
+                    _ => MetaValue::Text(text.get(name_end..value_end).unwrap_or_default()),
+                };
+                Some((name, value))
+            }
+            MetadataRef::Arrow {
+                keys,
+                values,
+                range,
+                line_refs,
+                ..
+            } => {
+                if pos < range.len() {
+                    let i = range.start + pos;
+                    return (i < keys.len() && i < values.len())
+                        .then(|| (keys.value(i), MetaValue::Text(values.value(i))));
+                }
+                let r = line_refs.as_ref()?;
+                let i = r.range.start + (pos - range.len());
+                (i < r.range.end && i < r.keys.len() && i < r.ranges.len()).then(|| {
+                    let packed = r.ranges.value(i);
+                    let (start, end) = ((packed >> 32) as u32, packed as u32);
+                    (r.keys.value(i), MetaValue::Line { start, end })
+                })
+            }
+        }
+    }
 }
 
-/// Iterator over [`MetadataRef`] pairs.
+impl<'a> From<&'a str> for MetaValue<'a> {
+    fn from(text: &'a str) -> Self {
+        MetaValue::Text(text)
+    }
+}
+
+/// Iterator over [`MetadataRef`] pairs, values as text.
 #[derive(Debug, Clone)]
 pub struct MetadataIter<'a> {
     inner: MetadataRef<'a>,
@@ -110,37 +226,36 @@ impl<'a> Iterator for MetadataIter<'a> {
     type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let item = match &self.inner {
-            MetadataRef::Pairs(p) => p.get(self.pos).map(|(k, v)| (k.as_str(), v.as_str())),
-            MetadataRef::Flat {
-                text,
-                text_start,
-                bounds,
-            } => {
-                let j = 2 * self.pos;
-                match (bounds.get(j), bounds.get(j + 1)) {
-                    (Some(&name_end), Some(&value_end)) => {
-                        let name_start = if j == 0 { *text_start } else { bounds[j - 1] };
-                        // The offsets were taken between pushed strings: always
-                        // char boundaries.
-                        let name = text.get(name_start..name_end).unwrap_or_default();
-                        Some((name, text.get(name_end..value_end).unwrap_or_default()))
-                    }
-                    _ => None,
-                }
-            }
-            MetadataRef::Arrow {
-                keys,
-                values,
-                range,
-            } => {
-                let i = range.start + self.pos;
-                (i < range.end && i < keys.len() && i < values.len())
-                    .then(|| (keys.value(i), values.value(i)))
-            }
-        };
+        let (name, value) = self.inner.stored_at(self.pos)?;
         self.pos += 1;
-        item
+        let value = match value {
+            MetaValue::Text(v) => v,
+            // Ranges were checked against the line when they were written
+            // (and blocks are CRC-checked); a bad one reads as empty.
+            MetaValue::Line { start, end } => self
+                .inner
+                .line()
+                .get(start as usize..end as usize)
+                .unwrap_or_default(),
+        };
+        Some((name, value))
+    }
+}
+
+/// Iterator over [`MetadataRef`] pairs as stored.
+#[derive(Debug, Clone)]
+pub struct StoredIter<'a> {
+    inner: MetadataRef<'a>,
+    pos: usize,
+}
+
+impl<'a> Iterator for StoredIter<'a> {
+    type Item = (&'a str, MetaValue<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.inner.stored_at(self.pos)?;
+        self.pos += 1;
+        Some(item)
     }
 }
 

@@ -1070,7 +1070,13 @@ pub(crate) fn build_from_head(
     let built = head.with_tenant(tenant, |th| {
         let mut order: Vec<&HeadStream> = th.streams.iter().collect();
         order.sort_by_cached_key(|s| (s.labels.fingerprint(), s.labels.clone()));
-        let mut b = BlockBuilder::new(key)?;
+        let line_metadata = order
+            .iter()
+            .any(|s| s.chunks.iter().any(|c| c.has_line_metadata()));
+        let mut b = match line_metadata {
+            true => BlockBuilder::new(key)?,
+            false => BlockBuilder::without_line_metadata(key)?,
+        };
         for s in order {
             b.begin_stream(&s.labels);
             let tombstones = deletes.and_then(|d| d.for_stream(&s.labels, (s.min_ts, s.max_ts)));
@@ -1087,7 +1093,7 @@ pub(crate) fn build_from_head(
                     deleted += 1;
                     continue;
                 }
-                b.push(ts, c.line(i), c.meta(i).iter())?;
+                b.push(ts, c.line(i), c.meta(i).iter_stored())?;
             }
         }
         b.finish()

@@ -18,15 +18,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use inferscope_model::{Labels, LogEntry, PushStream};
+use inferscope_model::{Labels, LineMetadata, LogEntry, PushStream};
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::StorageError;
 
 /// Magic bytes at the start of every segment file.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"ISCWAL01";
-/// Version byte at the start of every record payload.
-pub const PAYLOAD_VERSION: u8 = 1;
+/// Version byte at the start of every record payload written: 2 adds each
+/// entry's line metadata (ranges of its line); version 1 records, which have
+/// none, are still read.
+pub const PAYLOAD_VERSION: u8 = 2;
 /// Size of the record frame header (`len` + `crc`).
 pub const FRAME_HEADER: usize = 8;
 /// Upper bound on a single record, to reject garbage lengths early.
@@ -75,9 +77,12 @@ pub fn encode_record(tenant: &str, streams: &[PushStream]) -> Vec<u8> {
             cap += k.len() + v.len() + 10;
         }
         for e in &s.entries {
-            cap += e.line.len() + 8 + 6;
+            cap += e.line.len() + 8 + 6 + 1;
             for (k, v) in &e.structured_metadata {
                 cap += k.len() + v.len() + 10;
+            }
+            for m in &e.line_metadata {
+                cap += m.name.len() + 15;
             }
         }
     }
@@ -100,6 +105,12 @@ pub fn encode_record(tenant: &str, streams: &[PushStream]) -> Vec<u8> {
             for (k, v) in &e.structured_metadata {
                 put_str(&mut out, k);
                 put_str(&mut out, v);
+            }
+            put_varint(&mut out, e.line_metadata.len() as u64);
+            for m in &e.line_metadata {
+                put_str(&mut out, &m.name);
+                put_varint(&mut out, u64::from(m.start));
+                put_varint(&mut out, u64::from(m.end));
             }
         }
     }
@@ -159,6 +170,10 @@ impl<'a> Decoder<'a> {
             .map_err(|e| format!("invalid UTF-8: {e}"))
     }
 
+    fn u32(&mut self) -> Result<u32, String> {
+        u32::try_from(self.varint()?).map_err(|_| "offset beyond u32".to_string())
+    }
+
     fn i64(&mut self) -> Result<i64, String> {
         let s = self.bytes(8)?;
         let mut a = [0u8; 8];
@@ -171,9 +186,11 @@ impl<'a> Decoder<'a> {
 pub fn decode_payload(payload: &[u8]) -> Result<WalRecord, String> {
     let mut d = Decoder { b: payload, pos: 0 };
     let version = *d.bytes(1)?.first().ok_or("empty payload")?;
-    if version != PAYLOAD_VERSION {
+    if !(1..=PAYLOAD_VERSION).contains(&version) {
         return Err(format!("unknown payload version {version}"));
     }
+    // Line metadata names recur on every entry: one `Arc` each per record.
+    let mut names: Vec<Arc<str>> = Vec::new();
     let tenant = d.string()?;
     let n_streams = d.count(2)?;
     let mut streams = Vec::with_capacity(n_streams);
@@ -193,10 +210,27 @@ pub fn decode_payload(payload: &[u8]) -> Result<WalRecord, String> {
             for _ in 0..n_meta {
                 structured_metadata.push((d.string()?, d.string()?));
             }
+            let n_line_meta = if version >= 2 { d.count(3)? } else { 0 };
+            let mut line_metadata = Vec::with_capacity(n_line_meta);
+            for _ in 0..n_line_meta {
+                let name = d.string()?;
+                let name = match names.iter().find(|n| ***n == *name) {
+                    Some(n) => n.clone(),
+                    None => {
+                        names.push(Arc::from(name));
+                        names[names.len() - 1].clone()
+                    }
+                };
+                let (start, end) = (d.u32()?, d.u32()?);
+                line_metadata.push(LineMetadata::checked(name, &line, start, end).ok_or_else(
+                    || format!("line metadata range {start}..{end} outside its line"),
+                )?);
+            }
             entries.push(LogEntry {
                 timestamp_ns,
                 line,
                 structured_metadata,
+                line_metadata,
             });
         }
         streams.push(PushStream {
@@ -553,10 +587,23 @@ mod tests {
             streams: vec![PushStream {
                 labels: Labels::from_pairs([("app", format!("a{seed}"))]),
                 entries: (0..n)
-                    .map(|i| LogEntry {
-                        timestamp_ns: seed as i64 * 1000 + i as i64,
-                        line: format!("line {seed} {i} é"),
-                        structured_metadata: vec![("k".into(), format!("v{i}"))],
+                    .map(|i| {
+                        let line = format!("line {seed} {i} é");
+                        // The seed's digits, as a range of the line.
+                        let seed_end = 5 + seed.to_string().len() as u32;
+                        LogEntry {
+                            timestamp_ns: seed as i64 * 1000 + i as i64,
+                            structured_metadata: vec![("k".into(), format!("v{i}"))],
+                            line_metadata: LineMetadata::checked(
+                                Arc::from("seed"),
+                                &line,
+                                5,
+                                seed_end,
+                            )
+                            .into_iter()
+                            .collect(),
+                            line,
+                        }
                     })
                     .collect(),
             }],
@@ -569,6 +616,45 @@ mod tests {
         let frame = encode_record(&r.tenant, &r.streams);
         let got = decode_payload(&frame[FRAME_HEADER..]).expect("decodes");
         assert_eq!(got, r);
+    }
+
+    #[test]
+    fn line_metadata_round_trips_and_is_checked_against_its_line() {
+        let r = rec("t1", 3, 42);
+        let meta: Vec<(&str, &str)> = r.streams[0].entries[1].metadata().collect();
+        assert_eq!(meta, [("k", "v1"), ("seed", "42")]);
+        let frame = encode_record(&r.tenant, &r.streams);
+        let got = decode_payload(&frame[FRAME_HEADER..]).expect("decodes");
+        assert_eq!(got, r);
+        // A range past its line is refused, not served as a wrong value.
+        let mut bad = r.clone();
+        bad.streams[0].entries[0].line_metadata[0].end = 99;
+        let frame = encode_record(&bad.tenant, &bad.streams);
+        let err = decode_payload(&frame[FRAME_HEADER..]).expect_err("refused");
+        assert!(err.contains("outside its line"), "{err}");
+    }
+
+    #[test]
+    fn version_1_records_still_decode() {
+        // A version 1 payload as earlier releases wrote it: no line metadata.
+        let mut p = vec![1u8];
+        put_str(&mut p, "t");
+        put_varint(&mut p, 1);
+        put_varint(&mut p, 1);
+        put_str(&mut p, "app");
+        put_str(&mut p, "api");
+        put_varint(&mut p, 1);
+        p.extend_from_slice(&7i64.to_le_bytes());
+        put_str(&mut p, "hello");
+        put_varint(&mut p, 1);
+        put_str(&mut p, "trace_id");
+        put_str(&mut p, "abc");
+        let got = decode_payload(&p).expect("decodes");
+        let mut e = LogEntry::new(7, "hello");
+        e.structured_metadata
+            .push(("trace_id".into(), "abc".into()));
+        assert_eq!(got.streams[0].entries, [e]);
+        assert_eq!(got.streams[0].labels, Labels::from_pairs([("app", "api")]));
     }
 
     #[test]

@@ -30,6 +30,7 @@ fn pushes(base: i64) -> Vec<PushStream> {
             0 => LogEntry::new(t, r#"{"msg":"in","trace_id":"shared"}"#.to_string()),
             1 => LogEntry::new(t, "level=info msg=picked trace_id=shared".to_string()),
             _ => LogEntry {
+                line_metadata: Vec::new(),
                 timestamp_ns: t,
                 line: "token sampled".into(),
                 structured_metadata: vec![("trace_id".into(), "shared".into())],

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use inferscope_model::{LabelMatcher, Labels, LogEntry, MatchOp, PushStream, TimeRange};
+use inferscope_model::{
+    LabelMatcher, Labels, LineMetadata, LogEntry, MatchOp, PushStream, TimeRange,
+};
 use inferscope_storage::{LineFilter, ScanRequest, Store, StoreConfig, WalSync};
 
 struct Contains(&'static str);
@@ -23,13 +25,22 @@ fn push(app: &str, pod: &str, ts: std::ops::Range<i64>) -> PushStream {
         labels: labels(app, pod),
         entries: ts
             .rev() // out of order on purpose
-            .map(|t| LogEntry {
-                timestamp_ns: t,
-                line: format!(
+            .map(|t| {
+                let line = format!(
                     "{app} {pod} line {t}{}",
                     if t % 10 == 0 { " ERROR" } else { "" }
-                ),
-                structured_metadata: vec![("trace_id".into(), format!("tr{t}"))],
+                );
+                // `seq`: the line's number, as line metadata (a range of it).
+                let start = (app.len() + pod.len() + 7) as u32;
+                let end = start + t.to_string().len() as u32;
+                LogEntry {
+                    line_metadata: LineMetadata::checked("seq".into(), &line, start, end)
+                        .into_iter()
+                        .collect(),
+                    timestamp_ns: t,
+                    line,
+                    structured_metadata: vec![("trace_id".into(), format!("tr{t}"))],
+                }
             })
             .collect(),
     }
@@ -122,7 +133,13 @@ async fn append_flush_reopen_scan_labels() {
     assert_eq!(all.len(), 220);
     let (line, meta) = &all[&(labels("api", "p1").to_string(), 7)];
     assert_eq!(line, "api p1 line 7");
-    assert_eq!(meta, &vec![("trace_id".to_string(), "tr7".to_string())]);
+    let expected = [("trace_id", "tr7"), ("seq", "7")];
+    assert_eq!(
+        meta,
+        &expected
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .to_vec()
+    );
 
     let api = scan_all(&store, vec![eq("app", "api")], TimeRange::all(), None).await;
     assert_eq!(api.len(), 120);
@@ -191,10 +208,11 @@ async fn crash_without_flush_keeps_everything() {
     }
     let store = Store::open(config(dir.path())).await.expect("reopen");
     assert_eq!(store.metrics().wal_records_replayed, 1);
-    assert_eq!(
-        scan_all(&store, vec![], TimeRange::all(), None).await.len(),
-        230
-    );
+    let all = scan_all(&store, vec![], TimeRange::all(), None).await;
+    assert_eq!(all.len(), 230);
+    // The replayed entry's line metadata reads from its line.
+    let (_, meta) = &all[&(labels("api", "p1").to_string(), 123)];
+    assert_eq!(meta[1], ("seq".to_string(), "123".to_string()));
     // Reopen again after another crash: still exactly once.
     drop(store);
     let store = Store::open(config(dir.path())).await.expect("reopen");

@@ -148,7 +148,9 @@ async fn run(state: Arc<AppState>, mut socket: WebSocket, tail: Tail) {
                     let arrived = Instant::now();
                     for stream in batch.streams.iter().filter(|s| matches_all(&tail.selector.matchers, &s.labels)) {
                         for e in &stream.entries {
-                            if let Some(p) = pipeline.process(e.timestamp_ns, &e.line, &stream.labels, &e.structured_metadata) {
+                            let metadata: Vec<(String, String)> =
+                                e.metadata().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                            if let Some(p) = pipeline.process(e.timestamp_ns, &e.line, &stream.labels, &metadata) {
                                 pending.push((arrived, p.all_labels(), e.timestamp_ns, p.line));
                             }
                         }

@@ -134,6 +134,7 @@ pub fn decode_protobuf(body: &[u8], limit: usize) -> Result<Vec<PushStream>, Dec
             .entries
             .into_iter()
             .map(|e| LogEntry {
+                line_metadata: Vec::new(),
                 timestamp_ns: e.timestamp.map(|t| t.to_nanos()).unwrap_or(0),
                 line: e.line,
                 structured_metadata: e
@@ -182,6 +183,7 @@ pub fn decode_json(body: &[u8]) -> Result<Vec<PushStream>, DecodeError> {
             };
             let timestamp_ns: i64 = ts.trim().parse().map_err(|_| DecodeError::Timestamp(ts))?;
             entries.push(LogEntry {
+                line_metadata: Vec::new(),
                 timestamp_ns,
                 line,
                 structured_metadata: metadata,
@@ -331,6 +333,7 @@ mod tests {
             proptest::collection::vec(("[a-z_]{1,6}", "\\PC{0,8}"), 0..3),
         )
             .prop_map(|(ts, line, md)| LogEntry {
+                line_metadata: Vec::new(),
                 timestamp_ns: ts,
                 line,
                 structured_metadata: md,

@@ -278,6 +278,9 @@ impl Redactor {
             for entry in &mut stream.entries {
                 let before = counts.total();
                 if let Cow::Owned(line) = self.redact(&entry.line, &mut counts) {
+                    // Line metadata ranges would not fit the new line: their
+                    // values become text (redacted just below).
+                    entry.materialize_line_metadata();
                     entry.line = line;
                 }
                 if !self.metadata_is_clear(&entry.structured_metadata, &mut joined) {
@@ -644,6 +647,34 @@ mod tests {
         assert_eq!(e[1].line, "jwt [REDACTED:jwt]");
     }
 
+    #[test]
+    fn line_metadata_of_a_redacted_line_becomes_redacted_text() {
+        use inferscope_model::{Labels, LineMetadata, LogEntry};
+        let line = r#"{"trace_id":"t1","user_id":"sk-AbCdEfGhIjKlMnOpQrStUvWx"}"#;
+        let mut entry = LogEntry::new(1, line);
+        for (name, value) in [
+            ("trace_id", "t1"),
+            ("user_id", "sk-AbCdEfGhIjKlMnOpQrStUvWx"),
+        ] {
+            let start = line.find(value).expect("in line") as u32;
+            let m = LineMetadata::checked(name.into(), line, start, start + value.len() as u32);
+            entry.line_metadata.extend(m);
+        }
+        let mut streams = vec![PushStream {
+            labels: Labels::default(),
+            entries: vec![entry],
+        }];
+        redactor().redact_streams(&mut streams);
+        let e = &streams[0].entries[0];
+        // The ranges would not fit the new line: the values are text now.
+        assert!(e.line_metadata.is_empty());
+        assert_eq!(
+            e.metadata().collect::<Vec<_>>(),
+            [("trace_id", "t1"), ("user_id", "[REDACTED:openai_key]")]
+        );
+        assert!(e.line.contains(r#""user_id":"[REDACTED:openai_key]""#));
+    }
+
     /// A secret of each kind, built from random parts.
     fn secret() -> impl Strategy<Value = (String, &'static str)> {
         let alnum = "[A-Za-z0-9]{20,40}";
@@ -715,6 +746,7 @@ mod tests {
             let mut streams = vec![PushStream {
                 labels: inferscope_model::Labels::from_pairs([("a", "1")]),
                 entries: vec![inferscope_model::LogEntry {
+                    line_metadata: Vec::new(),
                     timestamp_ns: 1,
                     line: line.clone(),
                     structured_metadata: values

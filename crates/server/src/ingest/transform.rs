@@ -290,6 +290,11 @@ impl Transforms {
     ) -> TransformStats {
         let mut stats = TransformStats::default();
         let mut runtime = Runtime::default();
+        // The program sees every metadata pair as text and may rewrite the
+        // line, which ranges of it would not survive.
+        for entry in streams.iter_mut().flat_map(|s| s.entries.iter_mut()) {
+            entry.materialize_line_metadata();
+        }
         let mut out: Vec<PushStream> = Vec::with_capacity(streams.len());
         for stream in std::mem::take(streams) {
             let labels_value = labels_value(&stream.labels);
@@ -493,6 +498,7 @@ fn output(
             .map_err(|e| Failure::Error(format!("the event cannot be encoded as JSON: {e}")))?,
     };
     let entry = LogEntry {
+        line_metadata: Vec::new(),
         timestamp_ns,
         line,
         structured_metadata,

@@ -183,6 +183,7 @@ fn entry_of(
         .filter(|_| flags.next().unwrap_or(false))
         .collect();
     LogEntry {
+        line_metadata: Vec::new(),
         timestamp_ns,
         line,
         structured_metadata,

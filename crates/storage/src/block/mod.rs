@@ -7,7 +7,7 @@ pub mod writer;
 use std::sync::Arc;
 
 use arrow_array::Array;
-use arrow_array::builder::{MapBuilder, StringBuilder};
+use arrow_array::builder::{MapBuilder, StringBuilder, UInt64Builder};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Column holding the stream fingerprint.
@@ -18,6 +18,9 @@ pub const COL_TIMESTAMP: &str = "timestamp";
 pub const COL_LINE: &str = "line";
 /// Column holding the structured metadata.
 pub const COL_METADATA: &str = "structured_metadata";
+/// Column holding the line metadata: structured metadata whose values are
+/// byte ranges of the line (`start << 32 | end`), not copies.
+pub const COL_LINE_METADATA: &str = "line_metadata";
 /// Parquet key-value metadata key holding the block's stream index (JSON).
 pub const KV_STREAMS: &str = "inferscope.streams";
 
@@ -29,7 +32,16 @@ pub fn metadata_type() -> DataType {
         .clone()
 }
 
-/// The Arrow schema of every block.
+/// Data type of the line metadata column: `Map<Utf8, UInt64>`.
+pub fn line_metadata_type() -> DataType {
+    MapBuilder::new(None, StringBuilder::new(), UInt64Builder::new())
+        .finish()
+        .data_type()
+        .clone()
+}
+
+/// The Arrow schema of the blocks written now (blocks written before line
+/// metadata existed lack its column, and are read all the same).
 pub fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new(COL_STREAM_ID, DataType::UInt64, false),
@@ -40,5 +52,6 @@ pub fn schema() -> SchemaRef {
         ),
         Field::new(COL_LINE, DataType::Utf8, false),
         Field::new(COL_METADATA, metadata_type(), false),
+        Field::new(COL_LINE_METADATA, line_metadata_type(), false),
     ]))
 }

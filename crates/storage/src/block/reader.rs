@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampNanosecondType;
-use arrow_array::{Array, MapArray, StringArray};
+use arrow_array::{Array, ArrayRef, MapArray, StringArray, UInt64Array};
 use bytes::Bytes;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
@@ -13,7 +13,7 @@ use parquet::arrow::arrow_reader::{
 use parquet::file::metadata::PageIndexPolicy;
 
 use crate::error::StorageError;
-use crate::scan::MetadataRef;
+use crate::scan::{LineRefs, MetadataRef};
 
 /// Rows decoded per Arrow batch when scanning.
 const READ_BATCH_ROWS: usize = 8 * 1024;
@@ -34,6 +34,25 @@ fn corrupt(key: &str, reason: impl Into<String>) -> StorageError {
         key: key.to_string(),
         reason: reason.into(),
     }
+}
+
+/// The keys, values and per-row offsets of a `Map<Utf8, V>` column.
+fn map_parts<'c, V: 'static>(
+    key: &str,
+    col: &'c ArrayRef,
+    what: &str,
+) -> Result<(&'c StringArray, &'c V, &'c [i32]), StorageError> {
+    let map = col
+        .as_any()
+        .downcast_ref::<MapArray>()
+        .ok_or_else(|| corrupt(key, format!("unexpected {what} type")))?;
+    let (Some(keys), Some(values)) = (
+        map.keys().as_any().downcast_ref::<StringArray>(),
+        map.values().as_any().downcast_ref::<V>(),
+    ) else {
+        return Err(corrupt(key, format!("unexpected {what} types")));
+    };
+    Ok((keys, values, map.value_offsets()))
 }
 
 impl LoadedBlock {
@@ -60,7 +79,8 @@ impl LoadedBlock {
         let opts = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
         let meta = ArrowReaderMetadata::load(&data, opts)
             .map_err(|e| corrupt(key, format!("bad parquet footer: {e}")))?;
-        if meta.schema().fields().len() != 4 {
+        // 5 columns; blocks written before line metadata have 4.
+        if !(4..=5).contains(&meta.schema().fields().len()) {
             return Err(corrupt(key, "unexpected schema"));
         }
         Ok(LoadedBlock {
@@ -68,6 +88,12 @@ impl LoadedBlock {
             data,
             meta,
         })
+    }
+
+    /// Whether the block has the line metadata column (blocks written before
+    /// it existed, or built without it, have 4 columns).
+    pub fn has_line_metadata(&self) -> bool {
+        self.meta.schema().fields().len() > 4
     }
 
     /// Number of rows in the file.
@@ -102,7 +128,11 @@ impl LoadedBlock {
             key: self.key.clone(),
             source: e,
         };
-        let columns: &[usize] = if with_metadata { &[1, 2, 3] } else { &[1, 2] };
+        let columns: &[usize] = match (with_metadata, self.has_line_metadata()) {
+            (false, _) => &[1, 2],
+            (true, false) => &[1, 2, 3],
+            (true, true) => &[1, 2, 3, 4],
+        };
         let columns = columns.iter().copied();
         let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
             self.data.clone(),
@@ -129,22 +159,16 @@ impl LoadedBlock {
             ) else {
                 return Err(corrupt(&self.key, "unexpected column types"));
             };
-            let meta = match batch.columns().get(2) {
-                None => None,
-                Some(col) => {
-                    let map = col
-                        .as_any()
-                        .downcast_ref::<MapArray>()
-                        .ok_or_else(|| corrupt(&self.key, "unexpected metadata type"))?;
-                    let (Some(keys), Some(values)) = (
-                        map.keys().as_any().downcast_ref::<StringArray>(),
-                        map.values().as_any().downcast_ref::<StringArray>(),
-                    ) else {
-                        return Err(corrupt(&self.key, "unexpected metadata types"));
-                    };
-                    Some((keys, values, map.value_offsets()))
-                }
-            };
+            let meta = batch
+                .columns()
+                .get(2)
+                .map(|col| map_parts::<StringArray>(&self.key, col, "metadata"))
+                .transpose()?;
+            let line_meta = batch
+                .columns()
+                .get(3)
+                .map(|col| map_parts::<UInt64Array>(&self.key, col, "line metadata"))
+                .transpose()?;
             let ts_values = ts.values();
             for row in 0..batch.num_rows() {
                 while remaining == 0 {
@@ -155,15 +179,22 @@ impl LoadedBlock {
                     }
                 }
                 remaining -= 1;
+                let line = lines.value(row);
                 let m = match meta {
                     Some((keys, values, offsets)) => MetadataRef::Arrow {
                         keys,
                         values,
                         range: offsets[row] as usize..offsets[row + 1] as usize,
+                        line_refs: line_meta.map(|(keys, ranges, offsets)| LineRefs {
+                            keys,
+                            ranges,
+                            range: offsets[row] as usize..offsets[row + 1] as usize,
+                        }),
+                        line,
                     },
                     None => MetadataRef::Pairs(&[]),
                 };
-                f(range_idx, ts_values[row], lines.value(row), m);
+                f(range_idx, ts_values[row], line, m);
             }
         }
         Ok(())

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use arrow_array::builder::{MapBuilder, StringBuilder, TimestampNanosecondBuilder, UInt64Builder};
 use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::SchemaRef;
 use inferscope_model::Labels;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -11,9 +12,12 @@ use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use super::{COL_LINE, COL_METADATA, COL_STREAM_ID, COL_TIMESTAMP, KV_STREAMS, schema};
+use super::{
+    COL_LINE, COL_LINE_METADATA, COL_METADATA, COL_STREAM_ID, COL_TIMESTAMP, KV_STREAMS, schema,
+};
 use crate::error::StorageError;
 use crate::manifest::StreamMeta;
+use crate::scan::MetaValue;
 
 /// zstd level used for blocks.
 pub const ZSTD_LEVEL: i32 = 3;
@@ -55,11 +59,15 @@ pub struct BuiltBlock {
 /// timestamp order.
 pub struct BlockBuilder {
     writer: ArrowWriter<Vec<u8>>,
+    /// The block's columns (with or without line metadata).
+    schema: SchemaRef,
     key: String,
     stream_ids: UInt64Builder,
     ts: TimestampNanosecondBuilder,
     lines: StringBuilder,
     meta: MapBuilder<StringBuilder, StringBuilder>,
+    /// The line metadata column; `None` for a block without it.
+    line_meta: Option<MapBuilder<StringBuilder, UInt64Builder>>,
     buffered: usize,
     streams: Vec<StreamMeta>,
     current_fp: u64,
@@ -76,9 +84,14 @@ pub fn writer_properties() -> WriterProperties {
 
 /// The Parquet leaf columns of the structured metadata map (names, values).
 pub fn metadata_columns() -> [ColumnPath; 2] {
+    map_columns(COL_METADATA)
+}
+
+/// The Parquet leaf columns (keys, values) of the map column `column`.
+fn map_columns(column: &str) -> [ColumnPath; 2] {
     ["key", "value"].map(|leaf| {
         ColumnPath::new(vec![
-            COL_METADATA.to_string(),
+            column.to_string(),
             "entries".to_string(),
             leaf.to_string(),
         ])
@@ -89,6 +102,7 @@ fn properties(zstd_level: i32, page_bytes: usize) -> WriterProperties {
     let level = ZstdLevel::try_new(zstd_level).unwrap_or_default();
     let metadata_level = ZstdLevel::try_new(METADATA_ZSTD_LEVEL).unwrap_or_default();
     let [metadata_keys, metadata_values] = metadata_columns();
+    let [line_metadata_keys, line_metadata_ranges] = map_columns(COL_LINE_METADATA);
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         // No reader uses min/max statistics of metadata (the id sidecar serves
@@ -100,6 +114,14 @@ fn properties(zstd_level: i32, page_bytes: usize) -> WriterProperties {
         .set_dictionary_enabled(false)
         .set_column_dictionary_enabled(ColumnPath::from(COL_STREAM_ID), true)
         .set_column_dictionary_enabled(metadata_keys, true)
+        .set_column_statistics_enabled(line_metadata_keys.clone(), EnabledStatistics::None)
+        .set_column_statistics_enabled(line_metadata_ranges.clone(), EnabledStatistics::None)
+        .set_column_compression(
+            line_metadata_keys.clone(),
+            Compression::ZSTD(metadata_level),
+        )
+        .set_column_compression(line_metadata_ranges, Compression::ZSTD(metadata_level))
+        .set_column_dictionary_enabled(line_metadata_keys, true)
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_column_statistics_enabled(ColumnPath::from(COL_TIMESTAMP), EnabledStatistics::Page)
         .set_column_encoding(
@@ -129,23 +151,43 @@ fn properties(zstd_level: i32, page_bytes: usize) -> WriterProperties {
 impl BlockBuilder {
     /// A new builder; `key` names the block in errors.
     pub fn new(key: &str) -> Result<Self, StorageError> {
-        Self::with_properties(key, writer_properties())
+        Self::with_properties(key, writer_properties(), true)
     }
 
-    fn with_properties(key: &str, props: WriterProperties) -> Result<Self, StorageError> {
-        let writer = ArrowWriter::try_new(Vec::new(), schema(), Some(props)).map_err(|source| {
-            StorageError::Parquet {
-                key: key.to_string(),
-                source,
-            }
-        })?;
+    /// A builder for rows known to have no line metadata: the block gets no
+    /// line metadata column (4 columns, as blocks had before it existed),
+    /// which spares an empty map per row. A line value pushed anyway is
+    /// stored as text.
+    pub fn without_line_metadata(key: &str) -> Result<Self, StorageError> {
+        Self::with_properties(key, writer_properties(), false)
+    }
+
+    fn with_properties(
+        key: &str,
+        props: WriterProperties,
+        line_metadata: bool,
+    ) -> Result<Self, StorageError> {
+        let schema = match line_metadata {
+            true => schema(),
+            false => Arc::new(arrow_schema::Schema::new(schema().fields()[..4].to_vec())),
+        };
+        let writer =
+            ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).map_err(|source| {
+                StorageError::Parquet {
+                    key: key.to_string(),
+                    source,
+                }
+            })?;
         Ok(BlockBuilder {
             writer,
+            schema,
             key: key.to_string(),
             stream_ids: UInt64Builder::with_capacity(BATCH_ROWS),
             ts: TimestampNanosecondBuilder::with_capacity(BATCH_ROWS),
             lines: StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 256),
             meta: MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()),
+            line_meta: line_metadata
+                .then(|| MapBuilder::new(None, StringBuilder::new(), UInt64Builder::new())),
             buffered: 0,
             streams: Vec::new(),
             current_fp: 0,
@@ -177,12 +219,17 @@ impl BlockBuilder {
         });
     }
 
-    /// Appends one entry to the current stream.
-    pub fn push<'a>(
+    /// Appends one entry to the current stream. Metadata values given as
+    /// ranges of the line ([`MetaValue::Line`]) are stored as ranges (as text
+    /// in a block built [`BlockBuilder::without_line_metadata`]). Ranges are
+    /// trusted: they were checked against their line where they entered the
+    /// store (ingest, WAL replay, a CRC-checked block); one that does not fit
+    /// is written as an empty value.
+    pub fn push<'a, V: Into<MetaValue<'a>>>(
         &mut self,
         ts: i64,
-        line: &str,
-        meta: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+        line: &'a str,
+        meta: impl Iterator<Item = (&'a str, V)>,
     ) -> Result<(), StorageError> {
         let Some(s) = self.streams.last_mut() else {
             return Err(StorageError::InvalidInput(
@@ -197,14 +244,38 @@ impl BlockBuilder {
         self.ts.append_value(ts);
         self.lines.append_value(line);
         // As the head does: metadata ids, then the line's other ids (ingest
-        // copies a JSON line's ids into its metadata; each is hashed once).
-        crate::ids::collect_entry(&mut self.ids, self.rows, line, meta.clone());
+        // keeps a JSON line's ids as metadata; each is hashed once).
+        let (ids, row) = (&mut self.ids, self.rows);
+        let mut entry_ids = crate::ids::EntryIds::default();
+        let mut add_id = |id: &str| crate::ids::push_id(ids, row, id);
         for (k, v) in meta {
-            self.meta.keys().append_value(k);
-            self.meta.values().append_value(v);
+            let v = v.into();
+            let text = match v {
+                MetaValue::Text(text) => text,
+                MetaValue::Line { start, end } => {
+                    line.get(start as usize..end as usize).unwrap_or_default()
+                }
+            };
+            entry_ids.metadata(k, text, &mut add_id);
+            match (v, self.line_meta.as_mut()) {
+                (MetaValue::Line { start, end }, Some(line_meta)) => {
+                    line_meta.keys().append_value(k);
+                    line_meta
+                        .values()
+                        .append_value(u64::from(start) << 32 | u64::from(end));
+                }
+                _ => {
+                    self.meta.keys().append_value(k);
+                    self.meta.values().append_value(text);
+                }
+            }
             self.meta_pairs += 1;
         }
+        entry_ids.line(line, &mut add_id);
         self.meta.append(true)?;
+        if let Some(line_meta) = self.line_meta.as_mut() {
+            line_meta.append(true)?;
+        }
         self.rows += 1;
         self.line_bytes += line.len() as u64;
         self.buffered += 1;
@@ -218,13 +289,16 @@ impl BlockBuilder {
         if self.buffered == 0 {
             return Ok(());
         }
-        let cols: Vec<ArrayRef> = vec![
+        let mut cols: Vec<ArrayRef> = vec![
             Arc::new(self.stream_ids.finish()),
             Arc::new(self.ts.finish()),
             Arc::new(self.lines.finish()),
             Arc::new(self.meta.finish()),
         ];
-        let batch = RecordBatch::try_new(schema(), cols)?;
+        if let Some(line_meta) = self.line_meta.as_mut() {
+            cols.push(Arc::new(line_meta.finish()));
+        }
+        let batch = RecordBatch::try_new(self.schema.clone(), cols)?;
         self.buffered = 0;
         self.writer.write(&batch).map_err(|e| self.perr(e))
     }
@@ -300,11 +374,11 @@ mod tests {
         ] {
             let t = std::time::Instant::now();
             let mut b =
-                BlockBuilder::with_properties("x", properties(level, page)).expect("builder");
+                BlockBuilder::with_properties("x", properties(level, page), true).expect("builder");
             for s in 0..4 {
                 b.begin_stream(&Labels::from_pairs([("s", s.to_string())]));
                 for (i, l) in lines.iter().enumerate().skip(s).step_by(4) {
-                    b.push(i as i64 * 1_000_000, l, std::iter::empty())
+                    b.push(i as i64 * 1_000_000, l, std::iter::empty::<(&str, &str)>())
                         .expect("push");
                 }
             }
@@ -331,10 +405,11 @@ mod tests {
             SerializedFileReader::new(bytes::Bytes::from(built.data)).expect("parquet file");
         let group = reader.metadata().row_group(0);
         let [names, values] = metadata_columns();
+        let [line_names, line_ranges] = map_columns(COL_LINE_METADATA);
         let mut seen = 0;
         for column in group.columns() {
             let path = column.column_path();
-            let metadata = *path == names || *path == values;
+            let metadata = [&names, &values, &line_names, &line_ranges].contains(&path);
             seen += usize::from(metadata);
             let want = ZstdLevel::try_new(if metadata {
                 METADATA_ZSTD_LEVEL
@@ -358,12 +433,12 @@ mod tests {
             if metadata {
                 assert_eq!(
                     column.dictionary_page_offset().is_some(),
-                    *path == names,
+                    *path == names || *path == line_names,
                     "{path}"
                 );
             }
         }
-        assert_eq!(seen, 2, "both metadata leaf columns are in the file");
+        assert_eq!(seen, 4, "the metadata leaf columns are in the file");
     }
 
     #[test]
@@ -371,11 +446,19 @@ mod tests {
         let mut b = BlockBuilder::new("x").expect("builder");
         b.begin_stream(&Labels::from_pairs([("a", "1")]));
         b.push(5, "hello", [("k", "v")].into_iter()).expect("push");
-        b.push(7, "world", std::iter::empty()).expect("push");
+        b.push(7, "world", std::iter::empty::<(&str, &str)>())
+            .expect("push");
         b.begin_stream(&Labels::from_pairs([("a", "2")]));
-        b.push(1, "other", std::iter::empty()).expect("push");
+        b.push(1, "other", std::iter::empty::<(&str, &str)>())
+            .expect("push");
+        let in_line = [
+            ("detected_level", MetaValue::Text("info")),
+            ("trace_id", MetaValue::Line { start: 6, end: 9 }),
+        ];
+        b.push(3, "trace abc", in_line.into_iter()).expect("push");
         let built = b.finish().expect("finish");
-        assert_eq!((built.rows, built.min_ts, built.max_ts), (3, 1, 7));
+        assert_eq!((built.rows, built.min_ts, built.max_ts), (4, 1, 7));
+        assert_eq!(built.meta_pairs, 3);
         let crc = crc32fast::hash(&built.data);
         let size = built.data.len() as u64;
         let loaded =
@@ -383,10 +466,15 @@ mod tests {
                 .expect("load");
         let mut got = Vec::new();
         loaded
-            .read_ranges(&[0..1, 2..3], true, |idx, ts, line, meta| {
+            .read_ranges(&[0..1, 2..4], true, |idx, ts, line, meta| {
                 got.push((idx, ts, line.to_string(), meta.to_vec()))
             })
             .expect("read");
+        let pairs = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
         assert_eq!(
             got,
             vec![
@@ -397,10 +485,85 @@ mod tests {
                     vec![("k".to_string(), "v".to_string())]
                 ),
                 (1, 1, "other".to_string(), vec![]),
+                (
+                    1,
+                    3,
+                    "trace abc".to_string(),
+                    pairs(&[("detected_level", "info"), ("trace_id", "abc")])
+                ),
             ]
         );
+        // The range stays a range when read back.
+        loaded
+            .read_ranges(std::slice::from_ref(&(3..4)), true, |_, _, _, meta| {
+                let stored: Vec<_> = meta.iter_stored().collect();
+                assert_eq!(
+                    stored[1],
+                    ("trace_id", MetaValue::Line { start: 6, end: 9 })
+                );
+            })
+            .expect("read");
         let bad =
             crate::block::reader::LoadedBlock::load("x", bytes::Bytes::from_static(b"nope"), 4, 0);
         assert!(bad.is_err());
+    }
+
+    /// Without the line metadata column, line values are stored as text.
+    #[test]
+    fn line_values_become_text_without_the_column() {
+        let mut b = BlockBuilder::without_line_metadata("x").expect("builder");
+        b.begin_stream(&Labels::from_pairs([("a", "1")]));
+        let in_line = [("trace_id", MetaValue::Line { start: 6, end: 9 })];
+        b.push(3, "trace abc", in_line.into_iter()).expect("push");
+        let built = b.finish().expect("finish");
+        let (size, crc) = (built.data.len() as u64, crc32fast::hash(&built.data));
+        let loaded =
+            crate::block::reader::LoadedBlock::load("x", bytes::Bytes::from(built.data), size, crc)
+                .expect("load");
+        assert!(!loaded.has_line_metadata());
+        loaded
+            .read_ranges(std::slice::from_ref(&(0..1)), true, |_, _, _, meta| {
+                let stored: Vec<_> = meta.iter_stored().collect();
+                assert_eq!(stored, [("trace_id", MetaValue::Text("abc"))]);
+            })
+            .expect("read");
+    }
+
+    /// Blocks written before the line metadata column existed still read.
+    #[test]
+    fn blocks_without_line_metadata_still_read() {
+        let old_schema = Arc::new(arrow_schema::Schema::new(schema().fields()[..4].to_vec()));
+        let mut meta = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+        meta.keys().append_value("trace_id");
+        meta.values().append_value("abc");
+        meta.append(true).expect("map row");
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(arrow_array::UInt64Array::from(vec![1u64])),
+            Arc::new(arrow_array::TimestampNanosecondArray::from(vec![5i64])),
+            Arc::new(arrow_array::StringArray::from(vec!["hello"])),
+            Arc::new(meta.finish()),
+        ];
+        let batch = RecordBatch::try_new(old_schema.clone(), cols).expect("batch");
+        let mut w = ArrowWriter::try_new(Vec::new(), old_schema, None).expect("writer");
+        w.write(&batch).expect("write");
+        let data = w.into_inner().expect("file");
+        let (size, crc) = (data.len() as u64, crc32fast::hash(&data));
+        let loaded =
+            crate::block::reader::LoadedBlock::load("old", bytes::Bytes::from(data), size, crc)
+                .expect("load");
+        let mut got = Vec::new();
+        loaded
+            .read_ranges(std::slice::from_ref(&(0..1)), true, |_, ts, line, meta| {
+                got.push((ts, line.to_string(), meta.to_vec()))
+            })
+            .expect("read");
+        assert_eq!(
+            got,
+            [(
+                5,
+                "hello".to_string(),
+                vec![("trace_id".to_string(), "abc".to_string())]
+            )]
+        );
     }
 }

@@ -27,9 +27,9 @@ pub mod time;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
-use inferscope_model::{Labels, LogEntry, PushStream};
+use inferscope_model::{Labels, LineMetadata, LogEntry, PushStream};
 use inferscope_query::pipeline::json::{KeyFilter, flatten_only, sanitize_key};
 
 use self::level::{DEFAULT_LEVEL_FIELDS, DETECTED_LEVEL};
@@ -111,6 +111,9 @@ pub struct Normalizer {
     wanted: Option<KeyFilter>,
     /// What each wanted key is used for, by its position in `wanted`.
     roles: Vec<KeyRoles>,
+    /// Each wanted key, by its position in `wanted`: the name of the line
+    /// metadata it becomes (shared by every entry).
+    names: Vec<Arc<str>>,
     window_age_ns: Option<i64>,
     grace_ns: i64,
     max_labels: usize,
@@ -125,10 +128,28 @@ struct Found<'l> {
     /// (rank in `ingest.event_time.fields`, value)
     time: Option<(usize, Cow<'l, str>)>,
     level: Option<Cow<'l, str>>,
-    metadata: Vec<(String, String)>,
+    metadata: Vec<FoundMetadata>,
     /// Whether a metadata value had JSON escapes (decoded, not verbatim).
     escaped_metadata: bool,
     labels: Vec<(String, String)>,
+}
+
+/// A metadata value found in a JSON line.
+#[derive(Debug)]
+enum FoundMetadata {
+    /// Verbatim in the line: kept as its range, not copied.
+    InLine(LineMetadata),
+    /// Decoded from JSON escapes: a copy (name, value).
+    Decoded(String, String),
+}
+
+impl FoundMetadata {
+    fn name(&self) -> &str {
+        match self {
+            FoundMetadata::InLine(m) => &m.name,
+            FoundMetadata::Decoded(name, _) => name,
+        }
+    }
 }
 
 /// What a wanted JSON key is used for (a key may serve several purposes).
@@ -158,6 +179,17 @@ impl MetadataRoom {
         self.pairs -= 1;
         self.bytes -= bytes;
         entry.structured_metadata.push((name.into(), value));
+    }
+
+    /// Adds line metadata when there is room for it (an empty value never).
+    fn push_in_line(&mut self, entry: &mut LogEntry, m: LineMetadata) {
+        let bytes = m.name.len() + (m.end - m.start) as usize;
+        if m.start == m.end || self.pairs == 0 || bytes > self.bytes {
+            return;
+        }
+        self.pairs -= 1;
+        self.bytes -= bytes;
+        entry.line_metadata.push(m);
     }
 }
 
@@ -248,6 +280,7 @@ impl Normalizer {
             kubernetes,
             wanted: (!wanted.is_empty()).then(|| KeyFilter::new(&wanted)),
             roles,
+            names: wanted.iter().map(|k| Arc::from(k.as_str())).collect(),
             window_age_ns: limits
                 .reject_old_samples
                 .then_some(limits.reject_old_samples_max_age.as_nanos() as i64),
@@ -417,13 +450,24 @@ impl Normalizer {
         let mut room = self.metadata_room(entry);
         entry
             .structured_metadata
-            .reserve(metadata.len() + usize::from(added.is_some()));
+            .reserve(usize::from(added.is_some()));
+        entry.line_metadata.reserve(metadata.len());
         if let Some(level) = added {
             room.push(entry, DETECTED_LEVEL, level);
         }
-        for (name, value) in metadata {
-            if !entry.structured_metadata.iter().any(|(k, _)| *k == name) {
-                room.push(entry, name, value);
+        // Only pushed metadata can hold a name already: the line's names
+        // are unique, and `line_metadata` is filled here alone.
+        for found in metadata {
+            if entry
+                .structured_metadata
+                .iter()
+                .any(|(k, _)| k == found.name())
+            {
+                continue;
+            }
+            match found {
+                FoundMetadata::InLine(m) => room.push_in_line(entry, m),
+                FoundMetadata::Decoded(name, value) => room.push(entry, name, value),
             }
         }
         labels
@@ -495,9 +539,18 @@ impl Normalizer {
             if roles.level && found.level.is_none() {
                 found.level = Some(value.clone());
             }
-            if roles.metadata && !found.metadata.iter().any(|(k, _)| k == key) {
-                found.escaped_metadata |= matches!(value, Cow::Owned(_));
-                found.metadata.push((key.to_string(), value.to_string()));
+            if roles.metadata && !found.metadata.iter().any(|m| m.name() == key) {
+                let in_line = match (&value, index.and_then(|i| self.names.get(i))) {
+                    (Cow::Borrowed(v), Some(name)) => LineMetadata::of_slice(name.clone(), line, v),
+                    _ => None,
+                };
+                found.metadata.push(match in_line {
+                    Some(m) => FoundMetadata::InLine(m),
+                    None => {
+                        found.escaped_metadata |= matches!(value, Cow::Owned(_));
+                        FoundMetadata::Decoded(key.to_string(), value.to_string())
+                    }
+                });
             }
             if roles.label && !value.is_empty() && !found.labels.iter().any(|(k, _)| k == key) {
                 found.labels.push((key.to_string(), value.to_string()));

@@ -20,11 +20,15 @@ fn stream(labels: &[(&str, &str)], lines: &[&str]) -> PushStream {
 }
 
 fn metadata<'a>(entry: &'a LogEntry, name: &str) -> Option<&'a str> {
+    entry.metadata().find(|(k, _)| *k == name).map(|(_, v)| v)
+}
+
+/// Every metadata pair of `entry`, both kinds, owned.
+fn all_metadata(entry: &LogEntry) -> Vec<(String, String)> {
     entry
-        .structured_metadata
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+        .metadata()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Normalizes one line in a stream `{app="t"}`; returns the entry and stats.
@@ -146,6 +150,13 @@ fn high_cardinality_fields_are_copied_to_metadata() {
         assert_eq!(metadata(&entry, k), Some(v), "{k}");
     }
     assert_eq!(metadata(&entry, "other"), None);
+    // Verbatim values are held as ranges of the line, not copied.
+    let in_line: Vec<&str> = entry.line_metadata.iter().map(|m| &*m.name).collect();
+    assert_eq!(in_line, ["trace_id", "span_id", "request_id", "user_id"]);
+    assert_eq!(
+        entry.structured_metadata,
+        [("detected_level".to_string(), "unknown".to_string())]
+    );
 
     // Verbatim copies are not counted as escaped; a decoded one is (accept
     // redacts such a batch's metadata again: the line did not show it so).
@@ -153,12 +164,13 @@ fn high_cardinality_fields_are_copied_to_metadata() {
     let (entry, stats) = one(r#"{"user_id":"sk\u002dproj","other":"a\"b"}"#);
     assert_eq!(metadata(&entry, "user_id"), Some("sk-proj"));
     assert_eq!(stats.escaped_metadata, 1);
+    assert!(entry.line_metadata.is_empty(), "a decoded value is a copy");
 
     // Metadata pushed with the entry wins.
     let mut s = stream(&[("app", "t")], &[r#"{"trace_id":"from-line"}"#]);
     s.entries[0].structured_metadata = vec![("trace_id".into(), "pushed".into())];
     let (out, _) = normalizer().normalize(vec![s], NOW);
-    let md = &out[0].entries[0].structured_metadata;
+    let md = all_metadata(&out[0].entries[0]);
     assert_eq!(
         md.iter()
             .filter(|(k, _)| k == "trace_id")
@@ -201,7 +213,7 @@ fn levels_from_labels_and_metadata_come_first_and_existing_levels_stay() {
     s.entries[0].structured_metadata = vec![("detected_level".into(), "WARNING".into())];
     let (out, _) = n.normalize(vec![s], NOW);
     assert_eq!(
-        out[0].entries[0].structured_metadata,
+        all_metadata(&out[0].entries[0]),
         vec![
             ("detected_level".to_string(), "warn".to_string()),
             ("trace_id".to_string(), "4bf92f35".to_string())
@@ -322,8 +334,26 @@ fn metadata_stays_within_the_limits() {
         NOW,
     );
     assert_eq!(
-        out[0].entries[0].structured_metadata,
+        all_metadata(&out[0].entries[0]),
         vec![("detected_level".to_string(), "info".to_string())]
+    );
+    // The byte limit counts line metadata as the text it stands for.
+    let mut config = Config::default();
+    config.limits_config.max_structured_metadata_size = 27;
+    let lines = [
+        r#"{"level":"info","trace_id":"t"}"#,
+        r#"{"level":"info","trace_id":"tt"}"#,
+    ];
+    let (out, _) = Normalizer::new(&config).normalize(vec![stream(&[("app", "t")], &lines)], NOW);
+    assert_eq!(
+        metadata(&out[0].entries[0], "trace_id"),
+        Some("t"),
+        "18 + 9 bytes: just fits"
+    );
+    assert_eq!(
+        metadata(&out[0].entries[1], "trace_id"),
+        None,
+        "18 + 10 bytes: one too many"
     );
 }
 

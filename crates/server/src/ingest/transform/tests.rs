@@ -33,6 +33,7 @@ fn stream(labels: &[(&str, &str)], entries: Vec<LogEntry>) -> PushStream {
 
 fn entry(line: &str) -> LogEntry {
     LogEntry {
+        line_metadata: Vec::new(),
         timestamp_ns: T0,
         line: line.to_string(),
         structured_metadata: vec![("detected_level".to_string(), "info".to_string())],
@@ -249,6 +250,7 @@ fn a_runtime_error_keeps_the_entry_byte_for_byte_and_marks_it() {
         ".labels.parsed = \"yes\"\n.parsed = parse_json!(.message)",
     )]);
     let before = LogEntry {
+        line_metadata: Vec::new(),
         timestamp_ns: T0 + 7,
         line: "plain text line, not JSON: {oops".to_string(),
         structured_metadata: vec![
