@@ -209,6 +209,20 @@ impl<'a> MetadataRef<'a> {
     }
 }
 
+impl<'a> MetaValue<'a> {
+    /// The value as text, a line value read from `line`, its entry's line.
+    /// Ranges were checked against their line where they entered the store
+    /// (and blocks are CRC-checked); one that does not fit reads as empty.
+    pub fn text(self, line: &'a str) -> &'a str {
+        match self {
+            MetaValue::Text(text) => text,
+            MetaValue::Line { start, end } => {
+                line.get(start as usize..end as usize).unwrap_or_default()
+            }
+        }
+    }
+}
+
 impl<'a> From<&'a str> for MetaValue<'a> {
     fn from(text: &'a str) -> Self {
         MetaValue::Text(text)
@@ -228,17 +242,7 @@ impl<'a> Iterator for MetadataIter<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         let (name, value) = self.inner.stored_at(self.pos)?;
         self.pos += 1;
-        let value = match value {
-            MetaValue::Text(v) => v,
-            // Ranges were checked against the line when they were written
-            // (and blocks are CRC-checked); a bad one reads as empty.
-            MetaValue::Line { start, end } => self
-                .inner
-                .line()
-                .get(start as usize..end as usize)
-                .unwrap_or_default(),
-        };
-        Some((name, value))
+        Some((name, value.text(self.inner.line())))
     }
 }
 

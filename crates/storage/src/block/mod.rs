@@ -40,10 +40,14 @@ pub fn line_metadata_type() -> DataType {
         .clone()
 }
 
-/// The Arrow schema of the blocks written now (blocks written before line
-/// metadata existed lack its column, and are read all the same).
-pub fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
+/// Number of columns of a block without the line metadata column (one
+/// written before it existed, or whose rows have no line metadata).
+pub const COLUMNS_WITHOUT_LINE_METADATA: usize = 4;
+
+/// The Arrow schema of a block, with or without the line metadata column
+/// (its last).
+pub fn schema(line_metadata: bool) -> SchemaRef {
+    let mut fields = vec![
         Field::new(COL_STREAM_ID, DataType::UInt64, false),
         Field::new(
             COL_TIMESTAMP,
@@ -52,6 +56,9 @@ pub fn schema() -> SchemaRef {
         ),
         Field::new(COL_LINE, DataType::Utf8, false),
         Field::new(COL_METADATA, metadata_type(), false),
-        Field::new(COL_LINE_METADATA, line_metadata_type(), false),
-    ]))
+    ];
+    if line_metadata {
+        fields.push(Field::new(COL_LINE_METADATA, line_metadata_type(), false));
+    }
+    Arc::new(Schema::new(fields))
 }

@@ -12,6 +12,7 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::file::metadata::PageIndexPolicy;
 
+use super::COLUMNS_WITHOUT_LINE_METADATA;
 use crate::error::StorageError;
 use crate::scan::{LineRefs, MetadataRef};
 
@@ -79,8 +80,9 @@ impl LoadedBlock {
         let opts = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
         let meta = ArrowReaderMetadata::load(&data, opts)
             .map_err(|e| corrupt(key, format!("bad parquet footer: {e}")))?;
-        // 5 columns; blocks written before line metadata have 4.
-        if !(4..=5).contains(&meta.schema().fields().len()) {
+        let columns = meta.schema().fields().len();
+        if columns != COLUMNS_WITHOUT_LINE_METADATA && columns != COLUMNS_WITHOUT_LINE_METADATA + 1
+        {
             return Err(corrupt(key, "unexpected schema"));
         }
         Ok(LoadedBlock {
@@ -93,7 +95,7 @@ impl LoadedBlock {
     /// Whether the block has the line metadata column (blocks written before
     /// it existed, or built without it, have 4 columns).
     pub fn has_line_metadata(&self) -> bool {
-        self.meta.schema().fields().len() > 4
+        self.meta.schema().fields().len() > COLUMNS_WITHOUT_LINE_METADATA
     }
 
     /// Number of rows in the file.

@@ -167,10 +167,7 @@ impl BlockBuilder {
         props: WriterProperties,
         line_metadata: bool,
     ) -> Result<Self, StorageError> {
-        let schema = match line_metadata {
-            true => schema(),
-            false => Arc::new(arrow_schema::Schema::new(schema().fields()[..4].to_vec())),
-        };
+        let schema = schema(line_metadata);
         let writer =
             ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).map_err(|source| {
                 StorageError::Parquet {
@@ -250,12 +247,7 @@ impl BlockBuilder {
         let mut add_id = |id: &str| crate::ids::push_id(ids, row, id);
         for (k, v) in meta {
             let v = v.into();
-            let text = match v {
-                MetaValue::Text(text) => text,
-                MetaValue::Line { start, end } => {
-                    line.get(start as usize..end as usize).unwrap_or_default()
-                }
-            };
+            let text = v.text(line);
             entry_ids.metadata(k, text, &mut add_id);
             match (v, self.line_meta.as_mut()) {
                 (MetaValue::Line { start, end }, Some(line_meta)) => {
@@ -532,7 +524,7 @@ mod tests {
     /// Blocks written before the line metadata column existed still read.
     #[test]
     fn blocks_without_line_metadata_still_read() {
-        let old_schema = Arc::new(arrow_schema::Schema::new(schema().fields()[..4].to_vec()));
+        let old_schema = schema(false);
         let mut meta = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
         meta.keys().append_value("trace_id");
         meta.values().append_value("abc");

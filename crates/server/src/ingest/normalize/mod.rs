@@ -170,26 +170,30 @@ struct MetadataRoom {
 }
 
 impl MetadataRoom {
-    /// Adds a metadata pair when there is room for it (an empty value never).
-    fn push<N: AsRef<str> + Into<String>>(&mut self, entry: &mut LogEntry, name: N, value: String) {
-        let bytes = name.as_ref().len() + value.len();
-        if value.is_empty() || self.pairs == 0 || bytes > self.bytes {
-            return;
+    /// Takes room for a pair of `name_len + value_len` bytes; `false` (and
+    /// nothing taken) when there is none, or for an empty value.
+    fn take(&mut self, name_len: usize, value_len: usize) -> bool {
+        let bytes = name_len + value_len;
+        if value_len == 0 || self.pairs == 0 || bytes > self.bytes {
+            return false;
         }
         self.pairs -= 1;
         self.bytes -= bytes;
-        entry.structured_metadata.push((name.into(), value));
+        true
+    }
+
+    /// Adds a metadata pair when there is room for it (an empty value never).
+    fn push<N: AsRef<str> + Into<String>>(&mut self, entry: &mut LogEntry, name: N, value: String) {
+        if self.take(name.as_ref().len(), value.len()) {
+            entry.structured_metadata.push((name.into(), value));
+        }
     }
 
     /// Adds line metadata when there is room for it (an empty value never).
     fn push_in_line(&mut self, entry: &mut LogEntry, m: LineMetadata) {
-        let bytes = m.name.len() + (m.end - m.start) as usize;
-        if m.start == m.end || self.pairs == 0 || bytes > self.bytes {
-            return;
+        if self.take(m.name.len(), m.end.saturating_sub(m.start) as usize) {
+            entry.line_metadata.push(m);
         }
-        self.pairs -= 1;
-        self.bytes -= bytes;
-        entry.line_metadata.push(m);
     }
 }
 
