@@ -128,7 +128,6 @@ struct Found<'l> {
     /// (rank in `ingest.event_time.fields`, value)
     time: Option<(usize, Cow<'l, str>)>,
     level: Option<Cow<'l, str>>,
-    metadata: Vec<FoundMetadata>,
     /// Whether a metadata value had JSON escapes (decoded, not verbatim).
     escaped_metadata: bool,
     labels: Vec<(String, String)>,
@@ -315,13 +314,21 @@ impl Normalizer {
         let window = self.window(now_ns);
         let mut stats = NormalizeStats::default();
         let mut out = Vec::with_capacity(streams.len());
+        // The metadata found in a line, one buffer for the whole batch.
+        let mut metadata = Vec::new();
         for stream in streams {
             let labels = self.stream_labels(stream.labels);
             let stream_level = self.stream_level(&labels);
             if self.label_keys.is_empty() {
                 let mut entries = stream.entries;
                 for entry in &mut entries {
-                    self.entry(entry, stream_level.as_deref(), window, &mut stats);
+                    self.entry(
+                        entry,
+                        stream_level.as_deref(),
+                        window,
+                        &mut stats,
+                        &mut metadata,
+                    );
                 }
                 out.push(PushStream { labels, entries });
                 continue;
@@ -329,7 +336,13 @@ impl Normalizer {
             // Lifted fields split the stream by their values.
             let mut split: BTreeMap<Vec<(String, String)>, Vec<LogEntry>> = BTreeMap::new();
             for mut entry in stream.entries {
-                let lifted = self.entry(&mut entry, stream_level.as_deref(), window, &mut stats);
+                let lifted = self.entry(
+                    &mut entry,
+                    stream_level.as_deref(),
+                    window,
+                    &mut stats,
+                    &mut metadata,
+                );
                 split.entry(lifted).or_default().push(entry);
             }
             for (lifted, entries) in split {
@@ -391,22 +404,27 @@ impl Normalizer {
     }
 
     /// Normalizes one entry; returns the labels lifted from its fields.
+    /// `metadata` is a buffer for the metadata found in the line, kept from
+    /// one entry to the next (it is left empty).
     fn entry(
         &self,
         entry: &mut LogEntry,
         stream_level: Option<&str>,
         window: Window,
         stats: &mut NormalizeStats,
+        metadata: &mut Vec<FoundMetadata>,
     ) -> Vec<(String, String)> {
+        metadata.clear();
         // Everything is read from the line first (time and level borrowed from
         // it, not copied), then the entry is changed.
         let found = if let Some(wanted) = &self.wanted
             && looks_like_json(&entry.line)
         {
             stats.json_lines += 1;
-            let found = self.scan_json(wanted, &entry.line);
+            let found = self.scan_json(wanted, &entry.line, metadata);
             if found.is_none() {
                 stats.invalid_json += 1;
+                metadata.clear();
             }
             found
         } else {
@@ -421,7 +439,6 @@ impl Normalizer {
             None
         };
         let Found {
-            metadata,
             escaped_metadata,
             labels,
             ..
@@ -461,7 +478,7 @@ impl Normalizer {
         }
         // Only pushed metadata can hold a name already: the line's names
         // are unique, and `line_metadata` is filled here alone.
-        for found in metadata {
+        for found in metadata.drain(..) {
             if entry
                 .structured_metadata
                 .iter()
@@ -528,8 +545,14 @@ impl Normalizer {
         }
     }
 
-    /// The wanted fields of a JSON line, `None` when it is not valid JSON.
-    fn scan_json<'l>(&self, wanted: &KeyFilter, line: &'l str) -> Option<Found<'l>> {
+    /// The wanted fields of a JSON line, `None` when it is not valid JSON;
+    /// its metadata goes to `metadata`.
+    fn scan_json<'l>(
+        &self,
+        wanted: &KeyFilter,
+        line: &'l str,
+        metadata: &mut Vec<FoundMetadata>,
+    ) -> Option<Found<'l>> {
         let mut found = Found::default();
         let result = flatten_only(line, Some(wanted), &mut |key, index, value| {
             let Some(roles) = index.and_then(|i| self.roles.get(i)) else {
@@ -543,12 +566,12 @@ impl Normalizer {
             if roles.level && found.level.is_none() {
                 found.level = Some(value.clone());
             }
-            if roles.metadata && !found.metadata.iter().any(|m| m.name() == key) {
+            if roles.metadata && !metadata.iter().any(|m| m.name() == key) {
                 let in_line = match (&value, index.and_then(|i| self.names.get(i))) {
                     (Cow::Borrowed(v), Some(name)) => LineMetadata::of_slice(name.clone(), line, v),
                     _ => None,
                 };
-                found.metadata.push(match in_line {
+                metadata.push(match in_line {
                     Some(m) => FoundMetadata::InLine(m),
                     None => {
                         found.escaped_metadata |= matches!(value, Cow::Owned(_));
