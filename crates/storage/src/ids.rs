@@ -215,18 +215,6 @@ fn emit(v: &str, f: &mut dyn FnMut(&str)) {
     }
 }
 
-/// Whether `name` is one of [`ID_FIELDS`]. It runs for every metadata pair
-/// of every entry written, most of them not ids (`detected_level`,
-/// `span_id`…): a `match` tests the length before any byte, where a search
-/// of the list would compare the name with each field in turn.
-#[inline]
-pub fn is_id_field(name: &str) -> bool {
-    matches!(
-        name,
-        "trace_id" | "request_id" | "traceId" | "requestId" | "session_id" | "mcp_session_id"
-    )
-}
-
 /// Calls `f` with every id value found in `line` (JSON or logfmt fields
 /// named in [`ID_FIELDS`]). Never panics, whatever the bytes.
 pub fn ids_in_line(line: &str, f: &mut dyn FnMut(&str)) {
@@ -280,7 +268,7 @@ pub(crate) struct EntryIds<'a> {
 impl<'a> EntryIds<'a> {
     /// One metadata pair: `f` gets the value if `name` is an id field.
     pub(crate) fn metadata(&mut self, name: &str, value: &'a str, f: &mut dyn FnMut(&str)) {
-        if is_id_field(name) {
+        if ID_FIELDS.contains(&name) {
             emit(value, f);
             if self.n_seen < self.seen.len() {
                 self.seen[self.n_seen] = value;
@@ -863,24 +851,6 @@ mod tests {
         assert_eq!(ids(r#"{"trace_id":"a\"b\\c\u0041"}"#), vec!["a\"b\\cA"]);
         assert_eq!(ids(r#"{"trace_id":"bad\q"}"#), Vec::<String>::new());
         assert_eq!(ids(r#"{"trace_id":"unterminated"#), Vec::<String>::new());
-    }
-
-    #[test]
-    fn is_id_field_is_membership_in_id_fields() {
-        for name in ID_FIELDS {
-            assert!(is_id_field(name), "{name}");
-        }
-        for name in [
-            "detected_level",
-            "span_id",
-            "user_id",
-            "trace",
-            "trace_id ",
-            "Trace_id",
-            "",
-        ] {
-            assert_eq!(is_id_field(name), ID_FIELDS.contains(&name), "{name}");
-        }
     }
 
     #[test]
