@@ -1,7 +1,5 @@
 //! Log entries as they are pushed and stored.
 
-use std::sync::Arc;
-
 use crate::Labels;
 
 /// One log line with its timestamp and structured metadata.
@@ -17,28 +15,44 @@ pub struct LogEntry {
     /// Loki's structured metadata: high-cardinality key/value pairs that are
     /// not part of the stream identity (`trace_id`, `request_id`, ...).
     pub structured_metadata: Vec<(String, String)>,
-    /// More structured metadata, whose values are verbatim parts of `line`
-    /// (the ids normalization finds in a JSON line): held as byte ranges, so
-    /// the value is neither copied nor written twice. Logically it follows
-    /// `structured_metadata`; [`LogEntry::metadata`] yields both.
+    /// More structured metadata, whose values are not owned copies: parts of
+    /// `line` (the ids normalization finds in a JSON line), held as byte
+    /// ranges so the value is neither copied nor written twice, and fixed
+    /// texts (the `detected_level` normalization adds). Names are shared, so
+    /// a pair allocates nothing. Logically it follows `structured_metadata`;
+    /// [`LogEntry::metadata`] yields both.
     pub line_metadata: Vec<LineMetadata>,
 }
 
-/// A structured metadata pair whose value is `line[start..end]` of its entry.
+/// A structured metadata pair whose value its entry does not own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineMetadata {
-    /// The metadata name (shared: the same few names recur on every entry).
-    pub name: Arc<str>,
-    /// Byte offset of the value in the line (a char boundary).
-    pub start: u32,
-    /// Byte offset just past the value (a char boundary).
-    pub end: u32,
+    /// The metadata name ([`crate::intern`]ed: the same few names recur on
+    /// every entry).
+    pub name: &'static str,
+    /// Where the value is.
+    pub value: SharedValue,
+}
+
+/// Where the value of a [`LineMetadata`] pair is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedValue {
+    /// `line[start..end]` of the entry (char boundaries).
+    InLine {
+        /// Byte offset of the value in the line.
+        start: u32,
+        /// Byte offset just past the value.
+        end: u32,
+    },
+    /// A text of the program's own (a canonical level). Storage keeps it as
+    /// text: the WAL, the head and blocks write it with the owned pairs.
+    Fixed(&'static str),
 }
 
 impl LineMetadata {
     /// The pair for `value`, a slice borrowed from `line` itself; `None` when
     /// `value` does not lie inside `line` (a decoded copy, say).
-    pub fn of_slice(name: Arc<str>, line: &str, value: &str) -> Option<Self> {
+    pub fn of_slice(name: &'static str, line: &str, value: &str) -> Option<Self> {
         let start = (value.as_ptr() as usize).checked_sub(line.as_ptr() as usize)?;
         let end = start.checked_add(value.len())?;
         // `get` checks the range and its char boundaries; the pointer check
@@ -47,22 +61,56 @@ impl LineMetadata {
         (found.as_ptr() == value.as_ptr()).then_some(())?;
         Some(LineMetadata {
             name,
-            start: u32::try_from(start).ok()?,
-            end: u32::try_from(end).ok()?,
+            value: SharedValue::InLine {
+                start: u32::try_from(start).ok()?,
+                end: u32::try_from(end).ok()?,
+            },
         })
     }
 
     /// Checks a range read back from storage against its line.
-    pub fn checked(name: Arc<str>, line: &str, start: u32, end: u32) -> Option<Self> {
+    pub fn checked(name: &'static str, line: &str, start: u32, end: u32) -> Option<Self> {
         line.get(start as usize..end as usize)?;
-        Some(LineMetadata { name, start, end })
+        Some(LineMetadata {
+            name,
+            value: SharedValue::InLine { start, end },
+        })
     }
 
-    /// The value inside `line` (empty if the range does not fit it, which
-    /// [`LineMetadata::of_slice`] and [`LineMetadata::checked`] rule out).
+    /// The pair `name` = `value`, a fixed text.
+    pub fn fixed(name: &'static str, value: &'static str) -> Self {
+        LineMetadata {
+            name,
+            value: SharedValue::Fixed(value),
+        }
+    }
+
+    /// The value, read from `line` when it lies there (empty if the range does
+    /// not fit it, which [`LineMetadata::of_slice`] and
+    /// [`LineMetadata::checked`] rule out).
     pub fn value<'l>(&self, line: &'l str) -> &'l str {
-        line.get(self.start as usize..self.end as usize)
-            .unwrap_or_default()
+        match self.value {
+            SharedValue::InLine { start, end } => {
+                line.get(start as usize..end as usize).unwrap_or_default()
+            }
+            SharedValue::Fixed(text) => text,
+        }
+    }
+
+    /// The value's range in the line; `None` for a fixed text.
+    pub fn range(&self) -> Option<(u32, u32)> {
+        match self.value {
+            SharedValue::InLine { start, end } => Some((start, end)),
+            SharedValue::Fixed(_) => None,
+        }
+    }
+
+    /// Length of the value in bytes.
+    pub fn value_len(&self) -> usize {
+        match self.value {
+            SharedValue::InLine { start, end } => end.saturating_sub(start) as usize,
+            SharedValue::Fixed(text) => text.len(),
+        }
     }
 }
 
@@ -86,7 +134,7 @@ impl LogEntry {
             .chain(
                 self.line_metadata
                     .iter()
-                    .map(move |m| (&*m.name, m.value(line))),
+                    .map(move |m| (m.name, m.value(line))),
             )
     }
 
@@ -120,7 +168,7 @@ impl LogEntry {
         let in_line: usize = self
             .line_metadata
             .iter()
-            .map(|m| m.name.len() + m.end.saturating_sub(m.start) as usize)
+            .map(|m| m.name.len() + m.value_len())
             .sum();
         self.line.len() + text + in_line
     }
@@ -142,14 +190,14 @@ mod tests {
     #[test]
     fn line_metadata_refers_to_the_line_itself() {
         let line = r#"{"trace_id":"abc","msg":"abc"}"#;
-        let name: Arc<str> = Arc::from("trace_id");
+        let name = "trace_id";
         let value = &line[13..16];
-        let m = LineMetadata::of_slice(name.clone(), line, value).expect("inside");
-        assert_eq!((m.start, m.end, m.value(line)), (13, 16, "abc"));
+        let m = LineMetadata::of_slice(name, line, value).expect("inside");
+        assert_eq!((m.range(), m.value(line)), (Some((13, 16)), "abc"));
         // Equal bytes elsewhere are not the line's slice.
         let copy = String::from("abc");
-        assert_eq!(LineMetadata::of_slice(name.clone(), line, &copy), None);
-        assert_eq!(LineMetadata::checked(name.clone(), line, 13, 99), None);
+        assert_eq!(LineMetadata::of_slice(name, line, &copy), None);
+        assert_eq!(LineMetadata::checked(name, line, 13, 99), None);
         assert_eq!(
             LineMetadata::checked(name, "é", 0, 1),
             None,
@@ -158,21 +206,27 @@ mod tests {
     }
 
     #[test]
-    fn metadata_yields_both_kinds_and_materializes_in_order() {
+    fn metadata_yields_every_kind_and_materializes_in_order() {
         let mut e = LogEntry::new(1, r#"{"trace_id":"abc"}"#);
-        e.structured_metadata
-            .push(("detected_level".into(), "info".into()));
+        e.structured_metadata.push(("pod".into(), "p-1".into()));
+        e.line_metadata
+            .push(LineMetadata::fixed("detected_level", "info"));
         let value = &e.line[13..16];
-        let m = LineMetadata::of_slice(Arc::from("trace_id"), &e.line, value).expect("inside");
+        let m = LineMetadata::of_slice("trace_id", &e.line, value).expect("inside");
         e.line_metadata.push(m);
         let pairs: Vec<(String, String)> = e
             .metadata()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let expected = [("detected_level", "info"), ("trace_id", "abc")];
+        let expected = [
+            ("pod", "p-1"),
+            ("detected_level", "info"),
+            ("trace_id", "abc"),
+        ];
         assert_eq!(pairs, expected.map(|(k, v)| (k.to_string(), v.to_string())));
-        assert_eq!(e.metadata_len(), 2);
-        assert_eq!(e.size_bytes(), e.line.len() + 14 + 4 + 8 + 3);
+        assert_eq!(e.metadata_len(), 3);
+        assert_eq!(e.line_metadata[0].range(), None);
+        assert_eq!(e.size_bytes(), e.line.len() + 3 + 3 + 14 + 4 + 8 + 3);
         let before = e.size_bytes();
         e.materialize_line_metadata();
         assert!(e.line_metadata.is_empty());

@@ -8,11 +8,13 @@
 
 mod entry;
 pub mod hash;
+mod intern;
 mod labels;
 mod matcher;
 mod time;
 
-pub use entry::{LineMetadata, LogEntry, PushStream};
+pub use entry::{LineMetadata, LogEntry, PushStream, SharedValue};
+pub use intern::intern;
 pub use labels::{Labels, LabelsParseError, is_valid_label_name};
 pub use matcher::{LabelMatcher, MatchOp, MatcherError, matches_all};
 pub use time::{Direction, TimeRange};

@@ -437,16 +437,21 @@ fn print_comparison(dataset: &Dataset, pipeline: &[IngestFigures], raw: &[Ingest
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        println!(
-            "rounds   MB/s with the pipeline: {}; raw path: {} (medians above)",
-            list(pipeline, &push_rate),
-            list(raw, &push_rate)
-        );
-        println!(
-            "         to blocks, with the pipeline: {}; raw path: {}",
-            list(pipeline, &stored_rate),
-            list(raw, &stored_rate)
-        );
+        type Figure<'f> = &'f dyn Fn(&IngestFigures) -> f64;
+        let figures: [(&str, Figure); 4] = [
+            ("rounds   MB/s", &push_rate),
+            ("         to blocks,", &stored_rate),
+            ("         server CPU ms per MB pushing,", &push_cpu),
+            ("         and to blocks,", &stored_cpu),
+        ];
+        for (what, figure) in figures {
+            println!(
+                "{what} with the pipeline: {}; raw path: {}",
+                list(pipeline, figure),
+                list(raw, figure)
+            );
+        }
+        println!("         (medians above)");
     }
 }
 

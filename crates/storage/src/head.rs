@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use inferscope_model::{LabelMatcher, Labels, LogEntry, PushStream, TimeRange, matches_all};
+use inferscope_model::{
+    LabelMatcher, Labels, LogEntry, PushStream, SharedValue, TimeRange, matches_all,
+};
 use parking_lot::{Mutex, RwLock};
 
 use crate::scan::{MetadataRef, NOT_IN_LINE};
@@ -56,7 +58,7 @@ impl Chunk {
                 meta_bytes += name.len() + value.len();
             }
             for m in &e.line_metadata {
-                meta_bytes += m.name.len();
+                meta_bytes += m.name.len() + m.range().map_or(m.value_len(), |_| 0);
             }
         }
         Chunk {
@@ -85,12 +87,21 @@ impl Chunk {
             self.meta_in_line.push(NOT_IN_LINE);
         }
         for m in &e.line_metadata {
-            self.meta_text.push_str(&m.name);
+            self.meta_text.push_str(m.name);
             self.meta_bounds.push(self.meta_text.len());
+            match m.value {
+                SharedValue::InLine { start, end } => {
+                    self.meta_in_line.push((start, end));
+                    self.line_pairs += 1;
+                }
+                // A fixed value is kept as text, as the pairs above.
+                SharedValue::Fixed(value) => {
+                    self.meta_text.push_str(value);
+                    self.meta_in_line.push(NOT_IN_LINE);
+                }
+            }
             self.meta_bounds.push(self.meta_text.len());
-            self.meta_in_line.push((m.start, m.end));
         }
-        self.line_pairs += e.line_metadata.len();
         self.meta_ends.push(self.meta_bounds.len() / 2);
         self.min_ts = self.min_ts.min(e.timestamp_ns);
         self.max_ts = self.max_ts.max(e.timestamp_ns);
@@ -474,11 +485,16 @@ mod tests {
         for (e, n) in stream.entries.iter_mut().zip([0, 3, 0, 1]) {
             e.structured_metadata = pairs(n);
         }
-        // Entries 1 and 2 also carry line metadata: their timestamp digit.
+        // Entries 1 and 2 also carry line metadata: their timestamp digit;
+        // entries 2 and 3 a fixed value (kept as text).
         for i in [1, 2] {
             let e = &mut stream.entries[i];
-            let m = inferscope_model::LineMetadata::checked("digit".into(), &e.line, 1, 2);
+            let m = inferscope_model::LineMetadata::checked("digit", &e.line, 1, 2);
             e.line_metadata.extend(m);
+        }
+        for i in [2, 3] {
+            let fixed = inferscope_model::LineMetadata::fixed("fixed", "yes");
+            stream.entries[i].line_metadata.insert(0, fixed);
         }
         let h = Head::new();
         h.append("t", &[stream.clone()]);
@@ -496,7 +512,8 @@ mod tests {
                 .iter_stored()
                 .filter(|(_, v)| matches!(v, crate::MetaValue::Line { .. }))
                 .count();
-            assert_eq!(in_line, e.line_metadata.len(), "entry {i}");
+            let ranges = e.line_metadata.iter().filter(|m| m.range().is_some());
+            assert_eq!(in_line, ranges.count(), "entry {i}");
         }
         assert_eq!(chunk.meta(2).get("digit"), Some("3"));
         assert_eq!(chunk.meta(1).get("k2é"), Some("v3-2"));

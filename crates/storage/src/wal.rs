@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use inferscope_model::{Labels, LineMetadata, LogEntry, PushStream};
+use inferscope_model::{Labels, LineMetadata, LogEntry, PushStream, SharedValue};
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::StorageError;
@@ -82,7 +82,7 @@ pub fn encode_record(tenant: &str, streams: &[PushStream]) -> Vec<u8> {
                 cap += k.len() + v.len() + 10;
             }
             for m in &e.line_metadata {
-                cap += m.name.len() + 15;
+                cap += m.name.len() + m.range().map_or(m.value_len(), |_| 0) + 15;
             }
         }
     }
@@ -101,16 +101,33 @@ pub fn encode_record(tenant: &str, streams: &[PushStream]) -> Vec<u8> {
         for e in &s.entries {
             out.extend_from_slice(&e.timestamp_ns.to_le_bytes());
             put_str(&mut out, &e.line);
-            put_varint(&mut out, e.structured_metadata.len() as u64);
+            // Fixed values are text pairs, after the owned ones (replay gives
+            // them back owned, in the same order as long as they come before
+            // the ranges, as normalization puts them).
+            let in_line = e
+                .line_metadata
+                .iter()
+                .filter(|m| m.range().is_some())
+                .count();
+            let fixed = e.line_metadata.len() - in_line;
+            put_varint(&mut out, (e.structured_metadata.len() + fixed) as u64);
             for (k, v) in &e.structured_metadata {
                 put_str(&mut out, k);
                 put_str(&mut out, v);
             }
-            put_varint(&mut out, e.line_metadata.len() as u64);
             for m in &e.line_metadata {
-                put_str(&mut out, &m.name);
-                put_varint(&mut out, u64::from(m.start));
-                put_varint(&mut out, u64::from(m.end));
+                if let SharedValue::Fixed(v) = m.value {
+                    put_str(&mut out, m.name);
+                    put_str(&mut out, v);
+                }
+            }
+            put_varint(&mut out, in_line as u64);
+            for m in &e.line_metadata {
+                if let Some((start, end)) = m.range() {
+                    put_str(&mut out, m.name);
+                    put_varint(&mut out, u64::from(start));
+                    put_varint(&mut out, u64::from(end));
+                }
             }
         }
     }
@@ -189,8 +206,8 @@ pub fn decode_payload(payload: &[u8]) -> Result<WalRecord, String> {
     if !(1..=PAYLOAD_VERSION).contains(&version) {
         return Err(format!("unknown payload version {version}"));
     }
-    // Line metadata names recur on every entry: one `Arc` each per record.
-    let mut names: Vec<Arc<str>> = Vec::new();
+    // Line metadata names recur on every entry: interned once per record.
+    let mut names: Vec<&'static str> = Vec::new();
     let tenant = d.string()?;
     let n_streams = d.count(2)?;
     let mut streams = Vec::with_capacity(n_streams);
@@ -214,11 +231,12 @@ pub fn decode_payload(payload: &[u8]) -> Result<WalRecord, String> {
             let mut line_metadata = Vec::with_capacity(n_line_meta);
             for _ in 0..n_line_meta {
                 let name = d.string()?;
-                let name = match names.iter().find(|n| ***n == *name) {
-                    Some(n) => n.clone(),
+                let name = match names.iter().find(|n| **n == name) {
+                    Some(n) => *n,
                     None => {
-                        names.push(Arc::from(name));
-                        names[names.len() - 1].clone()
+                        let n = inferscope_model::intern(&name);
+                        names.push(n);
+                        n
                     }
                 };
                 let (start, end) = (d.u32()?, d.u32()?);
@@ -594,14 +612,9 @@ mod tests {
                         LogEntry {
                             timestamp_ns: seed as i64 * 1000 + i as i64,
                             structured_metadata: vec![("k".into(), format!("v{i}"))],
-                            line_metadata: LineMetadata::checked(
-                                Arc::from("seed"),
-                                &line,
-                                5,
-                                seed_end,
-                            )
-                            .into_iter()
-                            .collect(),
+                            line_metadata: LineMetadata::checked("seed", &line, 5, seed_end)
+                                .into_iter()
+                                .collect(),
                             line,
                         }
                     })
@@ -628,10 +641,31 @@ mod tests {
         assert_eq!(got, r);
         // A range past its line is refused, not served as a wrong value.
         let mut bad = r.clone();
-        bad.streams[0].entries[0].line_metadata[0].end = 99;
+        bad.streams[0].entries[0].line_metadata[0].value =
+            SharedValue::InLine { start: 5, end: 99 };
         let frame = encode_record(&bad.tenant, &bad.streams);
         let err = decode_payload(&frame[FRAME_HEADER..]).expect_err("refused");
         assert!(err.contains("outside its line"), "{err}");
+    }
+
+    #[test]
+    fn fixed_values_are_written_as_text_and_replay_in_order() {
+        let mut r = rec("t1", 2, 42);
+        for e in &mut r.streams[0].entries {
+            e.line_metadata
+                .insert(0, LineMetadata::fixed("detected_level", "warn"));
+        }
+        let frame = encode_record(&r.tenant, &r.streams);
+        let got = decode_payload(&frame[FRAME_HEADER..]).expect("decodes");
+        let e = &got.streams[0].entries[1];
+        assert_eq!(
+            e.structured_metadata,
+            [("k", "v1"), ("detected_level", "warn")].map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+        assert_eq!(e.line_metadata.len(), 1, "the range stays a range");
+        let before: Vec<(&str, &str)> = r.streams[0].entries[1].metadata().collect();
+        let after: Vec<(&str, &str)> = e.metadata().collect();
+        assert_eq!(before, after);
     }
 
     #[test]

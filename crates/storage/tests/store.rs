@@ -34,7 +34,7 @@ fn push(app: &str, pod: &str, ts: std::ops::Range<i64>) -> PushStream {
                 let start = (app.len() + pod.len() + 7) as u32;
                 let end = start + t.to_string().len() as u32;
                 LogEntry {
-                    line_metadata: LineMetadata::checked("seq".into(), &line, start, end)
+                    line_metadata: LineMetadata::checked("seq", &line, start, end)
                         .into_iter()
                         .collect(),
                     timestamp_ns: t,

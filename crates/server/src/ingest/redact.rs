@@ -657,7 +657,7 @@ mod tests {
             ("user_id", "sk-AbCdEfGhIjKlMnOpQrStUvWx"),
         ] {
             let start = line.find(value).expect("in line") as u32;
-            let m = LineMetadata::checked(name.into(), line, start, start + value.len() as u32);
+            let m = LineMetadata::checked(name, line, start, start + value.len() as u32);
             entry.line_metadata.extend(m);
         }
         let mut streams = vec![PushStream {

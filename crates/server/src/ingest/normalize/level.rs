@@ -68,11 +68,12 @@ pub fn canonical_level(value: &str) -> Option<&'static str> {
         .map(|(_, level)| *level)
 }
 
-/// Loki's `normalizeLogLevel`: the canonical level, else the value itself.
-pub fn normalize_level(value: &str) -> Cow<'_, str> {
+/// Loki's `normalizeLogLevel`: the canonical level (a fixed text), else the
+/// value itself (a copy).
+pub fn normalize_level(value: &str) -> Cow<'static, str> {
     match canonical_level(value) {
         Some(level) => Cow::Borrowed(level),
-        None => Cow::Borrowed(value),
+        None => Cow::Owned(value.to_string()),
     }
 }
 

@@ -27,7 +27,7 @@ pub mod time;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use inferscope_model::{Labels, LineMetadata, LogEntry, PushStream};
 use inferscope_query::pipeline::json::{KeyFilter, flatten_only, sanitize_key};
@@ -112,8 +112,8 @@ pub struct Normalizer {
     /// What each wanted key is used for, by its position in `wanted`.
     roles: Vec<KeyRoles>,
     /// Each wanted key, by its position in `wanted`: the name of the line
-    /// metadata it becomes (shared by every entry).
-    names: Vec<Arc<str>>,
+    /// metadata it becomes (interned: shared by every entry).
+    names: Vec<&'static str>,
     window_age_ns: Option<i64>,
     grace_ns: i64,
     max_labels: usize,
@@ -145,7 +145,7 @@ enum FoundMetadata {
 impl FoundMetadata {
     fn name(&self) -> &str {
         match self {
-            FoundMetadata::InLine(m) => &m.name,
+            FoundMetadata::InLine(m) => m.name,
             FoundMetadata::Decoded(name, _) => name,
         }
     }
@@ -190,7 +190,7 @@ impl MetadataRoom {
 
     /// Adds line metadata when there is room for it (an empty value never).
     fn push_in_line(&mut self, entry: &mut LogEntry, m: LineMetadata) {
-        if self.take(m.name.len(), m.end.saturating_sub(m.start) as usize) {
+        if self.take(m.name.len(), m.value_len()) {
             entry.line_metadata.push(m);
         }
     }
@@ -201,8 +201,9 @@ impl MetadataRoom {
 enum LevelUpdate {
     /// The pushed value, spelled canonically (`WARNING` → `warn`).
     Canonicalize(&'static str),
-    /// A level detected from the stream, metadata or line.
-    Add(String),
+    /// A level detected from the stream, metadata or line: canonical (a
+    /// fixed text, nothing allocated) or, as Loki keeps it, another value.
+    Add(Cow<'static, str>),
 }
 
 impl Normalizer {
@@ -283,7 +284,7 @@ impl Normalizer {
             kubernetes,
             wanted: (!wanted.is_empty()).then(|| KeyFilter::new(&wanted)),
             roles,
-            names: wanted.iter().map(|k| Arc::from(k.as_str())).collect(),
+            names: wanted.iter().map(|k| inferscope_model::intern(k)).collect(),
             window_age_ns: limits
                 .reject_old_samples
                 .then_some(limits.reject_old_samples_max_age.as_nanos() as i64),
@@ -324,7 +325,7 @@ impl Normalizer {
                 for entry in &mut entries {
                     self.entry(
                         entry,
-                        stream_level.as_deref(),
+                        stream_level.as_ref(),
                         window,
                         &mut stats,
                         &mut metadata,
@@ -338,7 +339,7 @@ impl Normalizer {
             for mut entry in stream.entries {
                 let lifted = self.entry(
                     &mut entry,
-                    stream_level.as_deref(),
+                    stream_level.as_ref(),
                     window,
                     &mut stats,
                     &mut metadata,
@@ -393,14 +394,14 @@ impl Normalizer {
     }
 
     /// Loki's level from stream labels: the first level field present.
-    fn stream_level(&self, labels: &Labels) -> Option<String> {
+    fn stream_level(&self, labels: &Labels) -> Option<Cow<'static, str>> {
         if !self.discover_levels {
             return None;
         }
         self.level_fields
             .iter()
             .find_map(|name| labels.get(name))
-            .map(|v| level::normalize_level(v).into_owned())
+            .map(level::normalize_level)
     }
 
     /// Normalizes one entry; returns the labels lifted from its fields.
@@ -409,7 +410,7 @@ impl Normalizer {
     fn entry(
         &self,
         entry: &mut LogEntry,
-        stream_level: Option<&str>,
+        stream_level: Option<&Cow<'static, str>>,
         window: Window,
         stats: &mut NormalizeStats,
         metadata: &mut Vec<FoundMetadata>,
@@ -469,20 +470,24 @@ impl Normalizer {
             None => {}
         }
         let mut room = self.metadata_room(entry);
+        let fixed_level = matches!(added, Some(Cow::Borrowed(_)));
         entry
-            .structured_metadata
-            .reserve(usize::from(added.is_some()));
-        entry.line_metadata.reserve(metadata.len());
-        if let Some(level) = added {
-            room.push(entry, DETECTED_LEVEL, level);
+            .line_metadata
+            .reserve(metadata.len() + usize::from(fixed_level));
+        match added {
+            // A canonical level is a fixed text: nothing to allocate.
+            Some(Cow::Borrowed(level)) => {
+                room.push_in_line(entry, LineMetadata::fixed(DETECTED_LEVEL, level));
+            }
+            Some(Cow::Owned(level)) => room.push(entry, DETECTED_LEVEL, level),
+            None => {}
         }
-        // Only pushed metadata can hold a name already: the line's names
-        // are unique, and `line_metadata` is filled here alone.
+        // Only what was pushed or added above can hold a name already: the
+        // line's names are unique.
         for found in metadata.drain(..) {
-            if entry
-                .structured_metadata
-                .iter()
-                .any(|(k, _)| k == found.name())
+            let name = found.name();
+            if entry.structured_metadata.iter().any(|(k, _)| k == name)
+                || entry.line_metadata.iter().any(|m| m.name == name)
             {
                 continue;
             }
@@ -498,7 +503,7 @@ impl Normalizer {
     fn detect_level(
         &self,
         entry: &LogEntry,
-        stream_level: Option<&str>,
+        stream_level: Option<&Cow<'static, str>>,
         is_json: bool,
         json_level: Option<&str>,
     ) -> Option<LevelUpdate> {
@@ -517,18 +522,18 @@ impl Normalizer {
                     .structured_metadata
                     .iter()
                     .find(|(k, _)| k == name)
-                    .map(|(_, v)| level::normalize_level(v).into_owned())
+                    .map(|(_, v)| level::normalize_level(v))
             })
         };
-        let detected: String = match stream_level {
-            Some(level) => level.to_string(),
+        let detected = match stream_level {
+            Some(level) => level.clone(),
             None => match from_metadata() {
                 Some(level) => level,
-                None if is_json => match json_level {
-                    Some(value) => level::level_from_field(value, &entry.line).to_string(),
-                    None => level::level_from_words(&entry.line).to_string(),
-                },
-                None => level::level_of_plain_text(&entry.line, &self.level_fields).to_string(),
+                None if is_json => Cow::Borrowed(match json_level {
+                    Some(value) => level::level_from_field(value, &entry.line),
+                    None => level::level_from_words(&entry.line),
+                }),
+                None => Cow::Borrowed(level::level_of_plain_text(&entry.line, &self.level_fields)),
             },
         };
         Some(LevelUpdate::Add(detected))
@@ -540,7 +545,7 @@ impl Normalizer {
         MetadataRoom {
             pairs: self
                 .max_metadata_entries
-                .saturating_sub(entry.structured_metadata.len()),
+                .saturating_sub(entry.metadata_len()),
             bytes: self.max_metadata_bytes.saturating_sub(used),
         }
     }
@@ -567,8 +572,8 @@ impl Normalizer {
                 found.level = Some(value.clone());
             }
             if roles.metadata && !metadata.iter().any(|m| m.name() == key) {
-                let in_line = match (&value, index.and_then(|i| self.names.get(i))) {
-                    (Cow::Borrowed(v), Some(name)) => LineMetadata::of_slice(name.clone(), line, v),
+                let in_line = match (&value, index.and_then(|i| self.names.get(i).copied())) {
+                    (Cow::Borrowed(v), Some(name)) => LineMetadata::of_slice(name, line, v),
                     _ => None,
                 };
                 metadata.push(match in_line {

@@ -150,13 +150,29 @@ fn high_cardinality_fields_are_copied_to_metadata() {
         assert_eq!(metadata(&entry, k), Some(v), "{k}");
     }
     assert_eq!(metadata(&entry, "other"), None);
-    // Verbatim values are held as ranges of the line, not copied.
-    let in_line: Vec<&str> = entry.line_metadata.iter().map(|m| &*m.name).collect();
-    assert_eq!(in_line, ["trace_id", "span_id", "request_id", "user_id"]);
+    // Verbatim values are held as ranges of the line, not copied, and the
+    // canonical level as a fixed text: the entry owns no metadata text.
+    let shared: Vec<(&str, Option<(u32, u32)>)> = entry
+        .line_metadata
+        .iter()
+        .map(|m| (m.name, m.range()))
+        .collect();
+    let range = |v: &str| {
+        let start = line.find(&format!(r#""{v}""#)).expect("in the line") as u32 + 1;
+        Some((start, start + v.len() as u32))
+    };
     assert_eq!(
-        entry.structured_metadata,
-        [("detected_level".to_string(), "unknown".to_string())]
+        shared,
+        [
+            ("detected_level", None),
+            ("trace_id", range("t1")),
+            ("span_id", range("s1")),
+            ("request_id", range("r1")),
+            ("user_id", range("u_7")),
+        ]
     );
+    assert_eq!(metadata(&entry, "detected_level"), Some("unknown"));
+    assert!(entry.structured_metadata.is_empty());
 
     // Verbatim copies are not counted as escaped; a decoded one is (accept
     // redacts such a batch's metadata again: the line did not show it so).
@@ -164,7 +180,14 @@ fn high_cardinality_fields_are_copied_to_metadata() {
     let (entry, stats) = one(r#"{"user_id":"sk\u002dproj","other":"a\"b"}"#);
     assert_eq!(metadata(&entry, "user_id"), Some("sk-proj"));
     assert_eq!(stats.escaped_metadata, 1);
-    assert!(entry.line_metadata.is_empty(), "a decoded value is a copy");
+    assert!(
+        entry.line_metadata.iter().all(|m| m.name != "user_id"),
+        "a decoded value is a copy"
+    );
+    assert_eq!(
+        entry.structured_metadata,
+        vec![("user_id".to_string(), "sk-proj".to_string())]
+    );
 
     // Metadata pushed with the entry wins.
     let mut s = stream(&[("app", "t")], &[r#"{"trace_id":"from-line"}"#]);
@@ -177,6 +200,21 @@ fn high_cardinality_fields_are_copied_to_metadata() {
             .collect::<Vec<_>>(),
         vec![&("trace_id".to_string(), "pushed".to_string())]
     );
+
+    // A line field named as the level normalization adds is not added twice.
+    let mut config = Config::default();
+    config
+        .ingest
+        .labels
+        .structured_metadata_fields
+        .push("detected_level".into());
+    let line = r#"{"level":"error","detected_level":"debug"}"#;
+    let (out, _) = Normalizer::new(&config).normalize(vec![stream(&[("app", "t")], &[line])], NOW);
+    let levels = out[0].entries[0]
+        .metadata()
+        .filter(|(k, _)| *k == "detected_level")
+        .count();
+    assert_eq!(levels, 1);
 }
 
 #[test]
@@ -219,6 +257,25 @@ fn levels_from_labels_and_metadata_come_first_and_existing_levels_stay() {
             ("trace_id".to_string(), "4bf92f35".to_string())
         ]
     );
+    // A level label Loki has no canonical spelling for is kept as it is,
+    // as text; a canonical one is a fixed text, not a copy.
+    let (out, _) = n.normalize(
+        vec![stream(&[("app", "gw"), ("level", "NOTICE")], &[line])],
+        NOW,
+    );
+    let e = &out[0].entries[0];
+    assert_eq!(
+        e.structured_metadata,
+        vec![("detected_level".to_string(), "NOTICE".to_string())]
+    );
+    assert!(e.line_metadata.iter().all(|m| m.name != "detected_level"));
+    let (out, _) = n.normalize(
+        vec![stream(&[("app", "gw"), ("level", "Warning")], &[line])],
+        NOW,
+    );
+    let e = &out[0].entries[0];
+    assert!(e.structured_metadata.is_empty());
+    assert_eq!(metadata(e, "detected_level"), Some("warn"));
     // A level in metadata.
     let mut s = stream(&[("app", "gw")], &["plain text"]);
     s.entries[0].structured_metadata = vec![("severity".into(), "fatal".into())];
@@ -235,7 +292,7 @@ fn level_discovery_can_be_turned_off() {
     config.limits_config.discover_log_levels = false;
     let (out, _) =
         Normalizer::new(&config).normalize(vec![stream(&[("app", "t")], &["ERROR boom"])], NOW);
-    assert!(out[0].entries[0].structured_metadata.is_empty());
+    assert_eq!(out[0].entries[0].metadata_len(), 0);
 }
 
 #[test]
