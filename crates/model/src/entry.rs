@@ -105,6 +105,14 @@ impl LineMetadata {
         }
     }
 
+    /// The value when it is a fixed text; `None` for a range of the line.
+    pub fn fixed_text(&self) -> Option<&'static str> {
+        match self.value {
+            SharedValue::InLine { .. } => None,
+            SharedValue::Fixed(text) => Some(text),
+        }
+    }
+
     /// Length of the value in bytes.
     pub fn value_len(&self) -> usize {
         match self.value {
@@ -226,6 +234,8 @@ mod tests {
         assert_eq!(pairs, expected.map(|(k, v)| (k.to_string(), v.to_string())));
         assert_eq!(e.metadata_len(), 3);
         assert_eq!(e.line_metadata[0].range(), None);
+        assert_eq!(e.line_metadata[0].fixed_text(), Some("info"));
+        assert_eq!(e.line_metadata[1].fixed_text(), None);
         assert_eq!(e.size_bytes(), e.line.len() + 3 + 3 + 14 + 4 + 8 + 3);
         let before = e.size_bytes();
         e.materialize_line_metadata();

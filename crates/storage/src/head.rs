@@ -58,7 +58,7 @@ impl Chunk {
                 meta_bytes += name.len() + value.len();
             }
             for m in &e.line_metadata {
-                meta_bytes += m.name.len() + m.range().map_or(m.value_len(), |_| 0);
+                meta_bytes += m.name.len() + m.fixed_text().map_or(0, str::len);
             }
         }
         Chunk {

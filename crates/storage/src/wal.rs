@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use inferscope_model::{Labels, LineMetadata, LogEntry, PushStream, SharedValue};
+use inferscope_model::{Labels, LineMetadata, LogEntry, PushStream};
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::StorageError;
@@ -82,7 +82,7 @@ pub fn encode_record(tenant: &str, streams: &[PushStream]) -> Vec<u8> {
                 cap += k.len() + v.len() + 10;
             }
             for m in &e.line_metadata {
-                cap += m.name.len() + m.range().map_or(m.value_len(), |_| 0) + 15;
+                cap += m.name.len() + m.fixed_text().map_or(0, str::len) + 15;
             }
         }
     }
@@ -116,7 +116,7 @@ pub fn encode_record(tenant: &str, streams: &[PushStream]) -> Vec<u8> {
                 put_str(&mut out, v);
             }
             for m in &e.line_metadata {
-                if let SharedValue::Fixed(v) = m.value {
+                if let Some(v) = m.fixed_text() {
                     put_str(&mut out, m.name);
                     put_str(&mut out, v);
                 }
@@ -642,7 +642,7 @@ mod tests {
         // A range past its line is refused, not served as a wrong value.
         let mut bad = r.clone();
         bad.streams[0].entries[0].line_metadata[0].value =
-            SharedValue::InLine { start: 5, end: 99 };
+            inferscope_model::SharedValue::InLine { start: 5, end: 99 };
         let frame = encode_record(&bad.tenant, &bad.streams);
         let err = decode_payload(&frame[FRAME_HEADER..]).expect_err("refused");
         assert!(err.contains("outside its line"), "{err}");
