@@ -525,6 +525,7 @@ impl Generator {
     ) -> (usize, LogEntry) {
         let entry = LogEntry {
             line_metadata: Vec::new(),
+            detected_level: None,
             timestamp_ns: self.now_ns,
             line,
             structured_metadata: metadata,

@@ -1,6 +1,7 @@
 //! Log entries as they are pushed and stored.
 
 use crate::Labels;
+use crate::level::{DETECTED_LEVEL, Level};
 
 /// One log line with its timestamp and structured metadata.
 ///
@@ -15,38 +16,28 @@ pub struct LogEntry {
     /// Loki's structured metadata: high-cardinality key/value pairs that are
     /// not part of the stream identity (`trace_id`, `request_id`, ...).
     pub structured_metadata: Vec<(String, String)>,
-    /// More structured metadata, whose values are not owned copies: parts of
-    /// `line` (the ids normalization finds in a JSON line), held as byte
-    /// ranges so the value is neither copied nor written twice, and fixed
-    /// texts (the `detected_level` normalization adds). Names are shared, so
-    /// a pair allocates nothing. Logically it follows `structured_metadata`;
-    /// [`LogEntry::metadata`] yields both.
+    /// The `detected_level` pair normalization adds, when its value is one of
+    /// Loki's canonical levels: one byte through the WAL, the head and
+    /// blocks. Logically it is the first pair; [`LogEntry::metadata`] yields
+    /// it as (`detected_level`, value).
+    pub detected_level: Option<Level>,
+    /// More structured metadata, whose values are parts of `line` (the ids
+    /// normalization finds in a JSON line), held as byte ranges so the value
+    /// is neither copied nor written twice. Names are interned, so a pair
+    /// allocates nothing. Logically it follows `structured_metadata`.
     pub line_metadata: Vec<LineMetadata>,
 }
 
-/// A structured metadata pair whose value its entry does not own.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A structured metadata pair whose value is a byte range of its entry's line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LineMetadata {
     /// The metadata name ([`crate::intern`]ed: the same few names recur on
     /// every entry).
     pub name: &'static str,
-    /// Where the value is.
-    pub value: SharedValue,
-}
-
-/// Where the value of a [`LineMetadata`] pair is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SharedValue {
-    /// `line[start..end]` of the entry (char boundaries).
-    InLine {
-        /// Byte offset of the value in the line.
-        start: u32,
-        /// Byte offset just past the value.
-        end: u32,
-    },
-    /// A text of the program's own (a canonical level). Storage keeps it as
-    /// text: the WAL, the head and blocks write it with the owned pairs.
-    Fixed(&'static str),
+    /// Byte offset of the value in the line (a char boundary).
+    pub start: u32,
+    /// Byte offset just past the value (a char boundary).
+    pub end: u32,
 }
 
 impl LineMetadata {
@@ -61,64 +52,27 @@ impl LineMetadata {
         (found.as_ptr() == value.as_ptr()).then_some(())?;
         Some(LineMetadata {
             name,
-            value: SharedValue::InLine {
-                start: u32::try_from(start).ok()?,
-                end: u32::try_from(end).ok()?,
-            },
+            start: u32::try_from(start).ok()?,
+            end: u32::try_from(end).ok()?,
         })
     }
 
     /// Checks a range read back from storage against its line.
     pub fn checked(name: &'static str, line: &str, start: u32, end: u32) -> Option<Self> {
         line.get(start as usize..end as usize)?;
-        Some(LineMetadata {
-            name,
-            value: SharedValue::InLine { start, end },
-        })
+        Some(LineMetadata { name, start, end })
     }
 
-    /// The pair `name` = `value`, a fixed text.
-    pub fn fixed(name: &'static str, value: &'static str) -> Self {
-        LineMetadata {
-            name,
-            value: SharedValue::Fixed(value),
-        }
-    }
-
-    /// The value, read from `line` when it lies there (empty if the range does
-    /// not fit it, which [`LineMetadata::of_slice`] and
-    /// [`LineMetadata::checked`] rule out).
+    /// The value, read from `line` (empty if the range does not fit it, which
+    /// [`LineMetadata::of_slice`] and [`LineMetadata::checked`] rule out).
     pub fn value<'l>(&self, line: &'l str) -> &'l str {
-        match self.value {
-            SharedValue::InLine { start, end } => {
-                line.get(start as usize..end as usize).unwrap_or_default()
-            }
-            SharedValue::Fixed(text) => text,
-        }
-    }
-
-    /// The value's range in the line; `None` for a fixed text.
-    pub fn range(&self) -> Option<(u32, u32)> {
-        match self.value {
-            SharedValue::InLine { start, end } => Some((start, end)),
-            SharedValue::Fixed(_) => None,
-        }
-    }
-
-    /// The value when it is a fixed text; `None` for a range of the line.
-    pub fn fixed_text(&self) -> Option<&'static str> {
-        match self.value {
-            SharedValue::InLine { .. } => None,
-            SharedValue::Fixed(text) => Some(text),
-        }
+        line.get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
     }
 
     /// Length of the value in bytes.
     pub fn value_len(&self) -> usize {
-        match self.value {
-            SharedValue::InLine { start, end } => end.saturating_sub(start) as usize,
-            SharedValue::Fixed(text) => text.len(),
-        }
+        self.end.saturating_sub(self.start) as usize
     }
 }
 
@@ -132,13 +86,19 @@ impl LogEntry {
         }
     }
 
-    /// Every structured metadata pair: `structured_metadata`, then
-    /// `line_metadata` with its values read from the line.
+    /// Every structured metadata pair: `detected_level`, then
+    /// `structured_metadata`, then `line_metadata` with its values read from
+    /// the line.
     pub fn metadata(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
         let line = self.line.as_str();
-        self.structured_metadata
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+        self.detected_level
+            .map(|l| (DETECTED_LEVEL, l.as_str()))
+            .into_iter()
+            .chain(
+                self.structured_metadata
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
             .chain(
                 self.line_metadata
                     .iter()
@@ -146,13 +106,15 @@ impl LogEntry {
             )
     }
 
-    /// Number of structured metadata pairs, of both kinds.
+    /// Number of structured metadata pairs, of every kind.
     pub fn metadata_len(&self) -> usize {
-        self.structured_metadata.len() + self.line_metadata.len()
+        self.structured_metadata.len()
+            + usize::from(self.detected_level.is_some())
+            + self.line_metadata.len()
     }
 
     /// Copies the `line_metadata` values into `structured_metadata`, for code
-    /// that may rewrite the line (a VRL program, redaction) or wants owned pairs.
+    /// that may rewrite the line (redaction).
     pub fn materialize_line_metadata(&mut self) {
         if self.line_metadata.is_empty() {
             return;
@@ -165,6 +127,17 @@ impl LogEntry {
         );
     }
 
+    /// Turns every structured metadata pair into an owned one, in
+    /// [`LogEntry::metadata`]'s order, for code that may change any of them
+    /// (a VRL program).
+    pub fn materialize_metadata(&mut self) {
+        if let Some(level) = self.detected_level.take() {
+            let pair = (DETECTED_LEVEL.to_string(), level.as_str().to_string());
+            self.structured_metadata.insert(0, pair);
+        }
+        self.materialize_line_metadata();
+    }
+
     /// Bytes this entry accounts for in limits and statistics: the line plus
     /// the names and values of its structured metadata.
     pub fn size_bytes(&self) -> usize {
@@ -173,12 +146,15 @@ impl LogEntry {
             .iter()
             .map(|(k, v)| k.len() + v.len())
             .sum();
+        let level = self
+            .detected_level
+            .map_or(0, |l| DETECTED_LEVEL.len() + l.as_str().len());
         let in_line: usize = self
             .line_metadata
             .iter()
             .map(|m| m.name.len() + m.value_len())
             .sum();
-        self.line.len() + text + in_line
+        self.line.len() + text + level + in_line
     }
 }
 
@@ -201,7 +177,7 @@ mod tests {
         let name = "trace_id";
         let value = &line[13..16];
         let m = LineMetadata::of_slice(name, line, value).expect("inside");
-        assert_eq!((m.range(), m.value(line)), (Some((13, 16)), "abc"));
+        assert_eq!(((m.start, m.end), m.value(line)), ((13, 16), "abc"));
         // Equal bytes elsewhere are not the line's slice.
         let copy = String::from("abc");
         assert_eq!(LineMetadata::of_slice(name, line, &copy), None);
@@ -217,8 +193,7 @@ mod tests {
     fn metadata_yields_every_kind_and_materializes_in_order() {
         let mut e = LogEntry::new(1, r#"{"trace_id":"abc"}"#);
         e.structured_metadata.push(("pod".into(), "p-1".into()));
-        e.line_metadata
-            .push(LineMetadata::fixed("detected_level", "info"));
+        e.detected_level = Some(Level::Info);
         let value = &e.line[13..16];
         let m = LineMetadata::of_slice("trace_id", &e.line, value).expect("inside");
         e.line_metadata.push(m);
@@ -227,19 +202,28 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let expected = [
-            ("pod", "p-1"),
             ("detected_level", "info"),
+            ("pod", "p-1"),
             ("trace_id", "abc"),
         ];
         assert_eq!(pairs, expected.map(|(k, v)| (k.to_string(), v.to_string())));
         assert_eq!(e.metadata_len(), 3);
-        assert_eq!(e.line_metadata[0].range(), None);
-        assert_eq!(e.line_metadata[0].fixed_text(), Some("info"));
-        assert_eq!(e.line_metadata[1].fixed_text(), None);
         assert_eq!(e.size_bytes(), e.line.len() + 3 + 3 + 14 + 4 + 8 + 3);
         let before = e.size_bytes();
-        e.materialize_line_metadata();
+
+        // Redaction materializes the ranges only; the level stays a level.
+        let mut redacted = e.clone();
+        redacted.materialize_line_metadata();
+        assert!(redacted.line_metadata.is_empty());
+        assert_eq!(redacted.detected_level, Some(Level::Info));
+        assert_eq!(redacted.size_bytes(), before);
+        let order: Vec<(&str, &str)> = redacted.metadata().collect();
+        assert_eq!(order, expected);
+
+        // A VRL program gets every pair owned, in the same order.
+        e.materialize_metadata();
         assert!(e.line_metadata.is_empty());
+        assert_eq!(e.detected_level, None);
         assert_eq!(e.structured_metadata, pairs);
         assert_eq!(e.size_bytes(), before);
     }

@@ -10,12 +10,14 @@ mod entry;
 pub mod hash;
 mod intern;
 mod labels;
+mod level;
 mod matcher;
 mod time;
 
-pub use entry::{LineMetadata, LogEntry, PushStream, SharedValue};
+pub use entry::{LineMetadata, LogEntry, PushStream};
 pub use intern::intern;
 pub use labels::{Labels, LabelsParseError, is_valid_label_name};
+pub use level::{DETECTED_LEVEL, Level, level_code};
 pub use matcher::{LabelMatcher, MatchOp, MatcherError, matches_all};
 pub use time::{Direction, TimeRange};
 

@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use inferscope_model::Labels;
+use inferscope_model::{Labels, Level};
 
+use crate::block::OptionalColumns;
 use crate::block::reader::LoadedBlock;
 use crate::block::writer::{BlockBuilder, BuiltBlock};
 use crate::deletes::Tombstones;
@@ -71,6 +72,7 @@ type Row = (i64, String, Vec<(String, StoredValue)>);
 enum StoredValue {
     Text(String),
     Line { start: u32, end: u32 },
+    Level(Level),
 }
 
 impl From<MetaValue<'_>> for StoredValue {
@@ -78,6 +80,7 @@ impl From<MetaValue<'_>> for StoredValue {
         match v {
             MetaValue::Text(t) => StoredValue::Text(t.to_string()),
             MetaValue::Line { start, end } => StoredValue::Line { start, end },
+            MetaValue::Level(level) => StoredValue::Level(level),
         }
     }
 }
@@ -90,6 +93,7 @@ impl StoredValue {
                 start: *start,
                 end: *end,
             },
+            StoredValue::Level(level) => MetaValue::Level(*level),
         }
     }
 }
@@ -122,10 +126,12 @@ pub(crate) fn merge(
                 .push((input, rows, (s.min_ts, s.max_ts)));
         }
     }
-    let mut b = match inputs.iter().any(|(_, block)| block.has_line_metadata()) {
-        true => BlockBuilder::new(key)?,
-        false => BlockBuilder::without_line_metadata(key)?,
-    };
+    let columns = inputs
+        .iter()
+        .fold(OptionalColumns::default(), |c, (_, block)| {
+            c.union(block.columns())
+        });
+    let mut b = BlockBuilder::new(key, columns)?;
     let mut rows: Vec<Row> = Vec::new();
     let mut removed = 0;
     for ((_, labels), ranges) in parts {

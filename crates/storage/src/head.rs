@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use inferscope_model::{
-    LabelMatcher, Labels, LogEntry, PushStream, SharedValue, TimeRange, matches_all,
+    LabelMatcher, Labels, Level, LogEntry, PushStream, TimeRange, level_code, matches_all,
 };
 use parking_lot::{Mutex, RwLock};
 
@@ -42,6 +42,9 @@ pub struct Chunk {
     meta_in_line: Vec<(u32, u32)>,
     /// How many pairs have their value in the line.
     line_pairs: usize,
+    /// Per entry: its `detected_level` code ([`level_code`]; 0 for none);
+    /// empty until an entry has a level (the raw push path's never do).
+    levels: Vec<u8>,
     /// Smallest timestamp in the chunk.
     pub min_ts: i64,
     /// Largest timestamp in the chunk.
@@ -57,8 +60,9 @@ impl Chunk {
             for (name, value) in &e.structured_metadata {
                 meta_bytes += name.len() + value.len();
             }
+            meta_pairs -= usize::from(e.detected_level.is_some());
             for m in &e.line_metadata {
-                meta_bytes += m.name.len() + m.fixed_text().map_or(0, str::len);
+                meta_bytes += m.name.len();
             }
         }
         Chunk {
@@ -70,6 +74,7 @@ impl Chunk {
             meta_bounds: Vec::with_capacity(2 * meta_pairs),
             meta_in_line: Vec::with_capacity(meta_pairs),
             line_pairs: 0,
+            levels: Vec::new(),
             min_ts: i64::MAX,
             max_ts: i64::MIN,
         }
@@ -88,19 +93,20 @@ impl Chunk {
         }
         for m in &e.line_metadata {
             self.meta_text.push_str(m.name);
+            // A line value takes no text: its end is its name's.
             self.meta_bounds.push(self.meta_text.len());
-            match m.value {
-                SharedValue::InLine { start, end } => {
-                    self.meta_in_line.push((start, end));
-                    self.line_pairs += 1;
-                }
-                // A fixed value is kept as text, as the pairs above.
-                SharedValue::Fixed(value) => {
-                    self.meta_text.push_str(value);
-                    self.meta_in_line.push(NOT_IN_LINE);
-                }
+            self.meta_bounds.push(self.meta_text.len());
+            self.meta_in_line.push((m.start, m.end));
+        }
+        self.line_pairs += e.line_metadata.len();
+        let leveled = !self.levels.is_empty();
+        if leveled || e.detected_level.is_some() {
+            if !leveled {
+                // The entries before the first level have none.
+                self.levels.reserve(self.ts.capacity());
+                self.levels.resize(self.ts.len() - 1, 0);
             }
-            self.meta_bounds.push(self.meta_text.len());
+            self.levels.push(level_code(e.detected_level));
         }
         self.meta_ends.push(self.meta_bounds.len() / 2);
         self.min_ts = self.min_ts.min(e.timestamp_ns);
@@ -110,6 +116,11 @@ impl Chunk {
     /// Whether some entry has line metadata.
     pub fn has_line_metadata(&self) -> bool {
         self.line_pairs > 0
+    }
+
+    /// Whether some entry has a `detected_level`.
+    pub fn has_levels(&self) -> bool {
+        !self.levels.is_empty()
     }
 
     /// Sum of the line lengths.
@@ -150,6 +161,7 @@ impl Chunk {
             text_start,
             bounds: &self.meta_bounds[2 * first..2 * self.meta_ends[i]],
             in_line: &self.meta_in_line[first..self.meta_ends[i]],
+            level: self.levels.get(i).copied().and_then(Level::from_code),
             line: self.line(i),
         }
     }
@@ -486,15 +498,14 @@ mod tests {
             e.structured_metadata = pairs(n);
         }
         // Entries 1 and 2 also carry line metadata: their timestamp digit;
-        // entries 2 and 3 a fixed value (kept as text).
+        // entries 2 and 3 a level.
         for i in [1, 2] {
             let e = &mut stream.entries[i];
             let m = inferscope_model::LineMetadata::checked("digit", &e.line, 1, 2);
             e.line_metadata.extend(m);
         }
-        for i in [2, 3] {
-            let fixed = inferscope_model::LineMetadata::fixed("fixed", "yes");
-            stream.entries[i].line_metadata.insert(0, fixed);
+        for (i, level) in [(2, Level::Error), (3, Level::Unknown)] {
+            stream.entries[i].detected_level = Some(level);
         }
         let h = Head::new();
         h.append("t", &[stream.clone()]);
@@ -512,9 +523,15 @@ mod tests {
                 .iter_stored()
                 .filter(|(_, v)| matches!(v, crate::MetaValue::Line { .. }))
                 .count();
-            let ranges = e.line_metadata.iter().filter(|m| m.range().is_some());
-            assert_eq!(in_line, ranges.count(), "entry {i}");
+            assert_eq!(in_line, e.line_metadata.len(), "entry {i}");
+            let level = meta.iter_stored().find_map(|(_, v)| match v {
+                crate::MetaValue::Level(level) => Some(level),
+                _ => None,
+            });
+            assert_eq!(level, e.detected_level, "entry {i}: stored as a level");
         }
+        assert!(chunk.has_levels() && chunk.has_line_metadata());
+        assert_eq!(chunk.meta(2).get("detected_level"), Some("error"));
         assert_eq!(chunk.meta(2).get("digit"), Some("3"));
         assert_eq!(chunk.meta(1).get("k2é"), Some("v3-2"));
         assert_eq!(chunk.meta(1).get("k1é"), Some(""));

@@ -4,7 +4,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use arrow_array::{Array, StringArray, UInt64Array};
-use inferscope_model::{LabelMatcher, Labels, TimeRange};
+use inferscope_model::{DETECTED_LEVEL, LabelMatcher, Labels, Level, TimeRange};
 
 use crate::block::reader::LoadedBlock;
 use crate::deletes::TaskTombstones;
@@ -38,9 +38,10 @@ pub struct ScanRequest {
 
 /// Structured metadata of an entry, without copying it out of the store.
 ///
-/// Values are either stored text or ranges of the entry's line (the line
-/// metadata of [`inferscope_model::LineMetadata`]); [`MetadataRef::iter`]
-/// yields both as text, [`MetadataRef::iter_stored`] as they are stored.
+/// Values are stored text, ranges of the entry's line (the line metadata of
+/// [`inferscope_model::LineMetadata`]) or a level (the entry's
+/// `detected_level`, always the first pair); [`MetadataRef::iter`] yields
+/// them all as text, [`MetadataRef::iter_stored`] as they are stored.
 #[derive(Debug, Clone)]
 pub enum MetadataRef<'a> {
     /// Metadata held as pairs.
@@ -58,6 +59,8 @@ pub enum MetadataRef<'a> {
         bounds: &'a [usize],
         /// Per pair: the value's range in `line`, or [`NOT_IN_LINE`].
         in_line: &'a [(u32, u32)],
+        /// The entry's `detected_level`.
+        level: Option<Level>,
         /// The entry's line.
         line: &'a str,
     },
@@ -71,6 +74,8 @@ pub enum MetadataRef<'a> {
         range: Range<usize>,
         /// The line metadata column, when the block has one.
         line_refs: Option<LineRefs<'a>>,
+        /// The entry's `detected_level` (from the block's level column).
+        level: Option<Level>,
         /// The entry's line.
         line: &'a str,
     },
@@ -102,17 +107,28 @@ pub enum MetaValue<'a> {
         /// End offset.
         end: u32,
     },
+    /// The entry's `detected_level` (its name is [`DETECTED_LEVEL`]).
+    Level(Level),
 }
 
 impl<'a> MetadataRef<'a> {
     /// Number of pairs.
     pub fn len(&self) -> usize {
+        usize::from(self.level().is_some())
+            + match self {
+                MetadataRef::Pairs(p) => p.len(),
+                MetadataRef::Flat { bounds, .. } => bounds.len() / 2,
+                MetadataRef::Arrow {
+                    range, line_refs, ..
+                } => range.len() + line_refs.as_ref().map_or(0, |r| r.range.len()),
+            }
+    }
+
+    /// The entry's `detected_level` when it is stored as a level.
+    fn level(&self) -> Option<Level> {
         match self {
-            MetadataRef::Pairs(p) => p.len(),
-            MetadataRef::Flat { bounds, .. } => bounds.len() / 2,
-            MetadataRef::Arrow {
-                range, line_refs, ..
-            } => range.len() + line_refs.as_ref().map_or(0, |r| r.range.len()),
+            MetadataRef::Pairs(_) => None,
+            MetadataRef::Flat { level, .. } | MetadataRef::Arrow { level, .. } => *level,
         }
     }
 
@@ -158,8 +174,13 @@ impl<'a> MetadataRef<'a> {
         }
     }
 
-    /// Pair `pos` as stored.
+    /// Pair `pos` as stored: the level first, when there is one.
     fn stored_at(&self, pos: usize) -> Option<(&'a str, MetaValue<'a>)> {
+        let pos = match (self.level(), pos) {
+            (None, pos) => pos,
+            (Some(level), 0) => return Some((DETECTED_LEVEL, MetaValue::Level(level))),
+            (Some(_), pos) => pos - 1,
+        };
         match self {
             MetadataRef::Pairs(p) => p
                 .get(pos)
@@ -219,6 +240,7 @@ impl<'a> MetaValue<'a> {
             MetaValue::Line { start, end } => {
                 line.get(start as usize..end as usize).unwrap_or_default()
             }
+            MetaValue::Level(level) => level.as_str(),
         }
     }
 }

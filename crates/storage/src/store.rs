@@ -22,6 +22,7 @@ use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parking_lot::{Mutex, RwLock};
 
+use crate::block::OptionalColumns;
 use crate::block::reader::LoadedBlock;
 use crate::block::writer::{BlockBuilder, BuiltBlock};
 use crate::compaction;
@@ -1070,13 +1071,12 @@ pub(crate) fn build_from_head(
     let built = head.with_tenant(tenant, |th| {
         let mut order: Vec<&HeadStream> = th.streams.iter().collect();
         order.sort_by_cached_key(|s| (s.labels.fingerprint(), s.labels.clone()));
-        let line_metadata = order
-            .iter()
-            .any(|s| s.chunks.iter().any(|c| c.has_line_metadata()));
-        let mut b = match line_metadata {
-            true => BlockBuilder::new(key)?,
-            false => BlockBuilder::without_line_metadata(key)?,
+        let chunks = || order.iter().flat_map(|s| &s.chunks);
+        let columns = OptionalColumns {
+            line_metadata: chunks().any(|c| c.has_line_metadata()),
+            levels: chunks().any(|c| c.has_levels()),
         };
+        let mut b = BlockBuilder::new(key, columns)?;
         for s in order {
             b.begin_stream(&s.labels);
             let tombstones = deletes.and_then(|d| d.for_stream(&s.labels, (s.min_ts, s.max_ts)));

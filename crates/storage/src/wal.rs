@@ -18,17 +18,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use inferscope_model::{Labels, LineMetadata, LogEntry, PushStream};
+use inferscope_model::{Labels, Level, LineMetadata, LogEntry, PushStream, level_code};
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::StorageError;
 
 /// Magic bytes at the start of every segment file.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"ISCWAL01";
-/// Version byte at the start of every record payload written: 2 adds each
-/// entry's line metadata (ranges of its line); version 1 records, which have
-/// none, are still read.
-pub const PAYLOAD_VERSION: u8 = 2;
+/// Version byte at the start of every record payload written: 2 added each
+/// entry's line metadata (ranges of its line), 3 its `detected_level` as one
+/// byte; version 1 and 2 records, which have neither or no level byte, are
+/// still read.
+pub const PAYLOAD_VERSION: u8 = 3;
 /// Size of the record frame header (`len` + `crc`).
 pub const FRAME_HEADER: usize = 8;
 /// Upper bound on a single record, to reject garbage lengths early.
@@ -77,12 +78,12 @@ pub fn encode_record(tenant: &str, streams: &[PushStream]) -> Vec<u8> {
             cap += k.len() + v.len() + 10;
         }
         for e in &s.entries {
-            cap += e.line.len() + 8 + 6 + 1;
+            cap += e.line.len() + 8 + 6 + 2;
             for (k, v) in &e.structured_metadata {
                 cap += k.len() + v.len() + 10;
             }
             for m in &e.line_metadata {
-                cap += m.name.len() + m.fixed_text().map_or(0, str::len) + 15;
+                cap += m.name.len() + 15;
             }
         }
     }
@@ -101,33 +102,17 @@ pub fn encode_record(tenant: &str, streams: &[PushStream]) -> Vec<u8> {
         for e in &s.entries {
             out.extend_from_slice(&e.timestamp_ns.to_le_bytes());
             put_str(&mut out, &e.line);
-            // Fixed values are text pairs, after the owned ones (replay gives
-            // them back owned, in the same order as long as they come before
-            // the ranges, as normalization puts them).
-            let in_line = e
-                .line_metadata
-                .iter()
-                .filter(|m| m.range().is_some())
-                .count();
-            let fixed = e.line_metadata.len() - in_line;
-            put_varint(&mut out, (e.structured_metadata.len() + fixed) as u64);
+            put_varint(&mut out, e.structured_metadata.len() as u64);
             for (k, v) in &e.structured_metadata {
                 put_str(&mut out, k);
                 put_str(&mut out, v);
             }
+            out.push(level_code(e.detected_level));
+            put_varint(&mut out, e.line_metadata.len() as u64);
             for m in &e.line_metadata {
-                if let Some(v) = m.fixed_text() {
-                    put_str(&mut out, m.name);
-                    put_str(&mut out, v);
-                }
-            }
-            put_varint(&mut out, in_line as u64);
-            for m in &e.line_metadata {
-                if let Some((start, end)) = m.range() {
-                    put_str(&mut out, m.name);
-                    put_varint(&mut out, u64::from(start));
-                    put_varint(&mut out, u64::from(end));
-                }
+                put_str(&mut out, m.name);
+                put_varint(&mut out, u64::from(m.start));
+                put_varint(&mut out, u64::from(m.end));
             }
         }
     }
@@ -227,6 +212,19 @@ pub fn decode_payload(payload: &[u8]) -> Result<WalRecord, String> {
             for _ in 0..n_meta {
                 structured_metadata.push((d.string()?, d.string()?));
             }
+            let detected_level = match version {
+                3.. => {
+                    let code = *d.bytes(1)?.first().ok_or("truncated level")?;
+                    match code {
+                        0 => None,
+                        code => Some(
+                            Level::from_code(code)
+                                .ok_or_else(|| format!("unknown level {code}"))?,
+                        ),
+                    }
+                }
+                _ => None,
+            };
             let n_line_meta = if version >= 2 { d.count(3)? } else { 0 };
             let mut line_metadata = Vec::with_capacity(n_line_meta);
             for _ in 0..n_line_meta {
@@ -248,6 +246,7 @@ pub fn decode_payload(payload: &[u8]) -> Result<WalRecord, String> {
                 timestamp_ns,
                 line,
                 structured_metadata,
+                detected_level,
                 line_metadata,
             });
         }
@@ -612,6 +611,8 @@ mod tests {
                         LogEntry {
                             timestamp_ns: seed as i64 * 1000 + i as i64,
                             structured_metadata: vec![("k".into(), format!("v{i}"))],
+                            // Every level, and none.
+                            detected_level: Level::from_code(i as u8 % 9),
                             line_metadata: LineMetadata::checked("seed", &line, 5, seed_end)
                                 .into_iter()
                                 .collect(),
@@ -632,40 +633,66 @@ mod tests {
     }
 
     #[test]
-    fn line_metadata_round_trips_and_is_checked_against_its_line() {
-        let r = rec("t1", 3, 42);
+    fn metadata_round_trips_and_ranges_are_checked_against_their_line() {
+        let r = rec("t1", 10, 42);
         let meta: Vec<(&str, &str)> = r.streams[0].entries[1].metadata().collect();
-        assert_eq!(meta, [("k", "v1"), ("seed", "42")]);
+        assert_eq!(
+            meta,
+            [("detected_level", "trace"), ("k", "v1"), ("seed", "42")]
+        );
         let frame = encode_record(&r.tenant, &r.streams);
         let got = decode_payload(&frame[FRAME_HEADER..]).expect("decodes");
         assert_eq!(got, r);
         // A range past its line is refused, not served as a wrong value.
         let mut bad = r.clone();
-        bad.streams[0].entries[0].line_metadata[0].value =
-            inferscope_model::SharedValue::InLine { start: 5, end: 99 };
+        bad.streams[0].entries[0].line_metadata[0].end = 99;
         let frame = encode_record(&bad.tenant, &bad.streams);
         let err = decode_payload(&frame[FRAME_HEADER..]).expect_err("refused");
         assert!(err.contains("outside its line"), "{err}");
     }
 
     #[test]
-    fn fixed_values_are_written_as_text_and_replay_in_order() {
-        let mut r = rec("t1", 2, 42);
-        for e in &mut r.streams[0].entries {
-            e.line_metadata
-                .insert(0, LineMetadata::fixed("detected_level", "warn"));
-        }
+    fn a_level_is_one_byte_and_an_unknown_code_is_refused() {
+        let mut r = rec("t1", 1, 42);
+        let entry = &mut r.streams[0].entries[0];
+        entry.detected_level = None;
+        let without = encode_record(&r.tenant, &r.streams).len();
+        r.streams[0].entries[0].detected_level = Some(Level::Warn);
         let frame = encode_record(&r.tenant, &r.streams);
-        let got = decode_payload(&frame[FRAME_HEADER..]).expect("decodes");
-        let e = &got.streams[0].entries[1];
-        assert_eq!(
-            e.structured_metadata,
-            [("k", "v1"), ("detected_level", "warn")].map(|(k, v)| (k.to_string(), v.to_string()))
-        );
-        assert_eq!(e.line_metadata.len(), 1, "the range stays a range");
-        let before: Vec<(&str, &str)> = r.streams[0].entries[1].metadata().collect();
-        let after: Vec<(&str, &str)> = e.metadata().collect();
-        assert_eq!(before, after);
+        assert_eq!(frame.len(), without, "the byte is there either way");
+        // The level byte follows the one owned pair ("k" = "v0") and comes
+        // before the line metadata: a count, "seed", a start and an end.
+        let mut payload = frame[FRAME_HEADER..].to_vec();
+        let at = payload.len() - (1 + 5 + 1 + 1) - 1;
+        assert_eq!(&payload[at - 3..=at], b"\x02v0\x04");
+        payload[at] = 9;
+        let err = decode_payload(&payload).expect_err("refused");
+        assert!(err.contains("unknown level 9"), "{err}");
+    }
+
+    #[test]
+    fn version_2_records_still_decode() {
+        // A version 2 payload as the previous release wrote it: line
+        // metadata, and a level as an ordinary pair.
+        let mut p = vec![2u8];
+        put_str(&mut p, "t");
+        put_varint(&mut p, 1);
+        put_varint(&mut p, 0);
+        put_varint(&mut p, 1);
+        p.extend_from_slice(&7i64.to_le_bytes());
+        put_str(&mut p, "id=abc");
+        put_varint(&mut p, 1);
+        put_str(&mut p, "detected_level");
+        put_str(&mut p, "warn");
+        put_varint(&mut p, 1);
+        put_str(&mut p, "id");
+        put_varint(&mut p, 3);
+        put_varint(&mut p, 6);
+        let got = decode_payload(&p).expect("decodes");
+        let e = &got.streams[0].entries[0];
+        assert_eq!(e.detected_level, None);
+        let meta: Vec<(&str, &str)> = e.metadata().collect();
+        assert_eq!(meta, [("detected_level", "warn"), ("id", "abc")]);
     }
 
     #[test]

@@ -31,6 +31,7 @@ fn pushes(base: i64) -> Vec<PushStream> {
             1 => LogEntry::new(t, "level=info msg=picked trace_id=shared".to_string()),
             _ => LogEntry {
                 line_metadata: Vec::new(),
+                detected_level: None,
                 timestamp_ns: t,
                 line: "token sampled".into(),
                 structured_metadata: vec![("trace_id".into(), "shared".into())],

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use inferscope_model::{
-    LabelMatcher, Labels, LineMetadata, LogEntry, MatchOp, PushStream, TimeRange,
+    LabelMatcher, Labels, Level, LineMetadata, LogEntry, MatchOp, PushStream, TimeRange,
 };
 use inferscope_storage::{LineFilter, ScanRequest, Store, StoreConfig, WalSync};
 
@@ -40,6 +40,12 @@ fn push(app: &str, pod: &str, ts: std::ops::Range<i64>) -> PushStream {
                     timestamp_ns: t,
                     line,
                     structured_metadata: vec![("trace_id".into(), format!("tr{t}"))],
+                    // A level on some entries, as normalization adds it.
+                    detected_level: match t % 10 {
+                        0 => Some(Level::Error),
+                        5 => Some(Level::Info),
+                        _ => None,
+                    },
                 }
             })
             .collect(),
@@ -134,6 +140,18 @@ async fn append_flush_reopen_scan_labels() {
     let (line, meta) = &all[&(labels("api", "p1").to_string(), 7)];
     assert_eq!(line, "api p1 line 7");
     let expected = [("trace_id", "tr7"), ("seq", "7")];
+    assert_eq!(
+        meta,
+        &expected
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .to_vec()
+    );
+    let (_, meta) = &all[&(labels("api", "p1").to_string(), 10)];
+    let expected = [
+        ("detected_level", "error"),
+        ("trace_id", "tr10"),
+        ("seq", "10"),
+    ];
     assert_eq!(
         meta,
         &expected

@@ -135,6 +135,7 @@ pub fn decode_protobuf(body: &[u8], limit: usize) -> Result<Vec<PushStream>, Dec
             .into_iter()
             .map(|e| LogEntry {
                 line_metadata: Vec::new(),
+                detected_level: None,
                 timestamp_ns: e.timestamp.map(|t| t.to_nanos()).unwrap_or(0),
                 line: e.line,
                 structured_metadata: e
@@ -184,6 +185,7 @@ pub fn decode_json(body: &[u8]) -> Result<Vec<PushStream>, DecodeError> {
             let timestamp_ns: i64 = ts.trim().parse().map_err(|_| DecodeError::Timestamp(ts))?;
             entries.push(LogEntry {
                 line_metadata: Vec::new(),
+                detected_level: None,
                 timestamp_ns,
                 line,
                 structured_metadata: metadata,
@@ -334,6 +336,7 @@ mod tests {
         )
             .prop_map(|(ts, line, md)| LogEntry {
                 line_metadata: Vec::new(),
+                detected_level: None,
                 timestamp_ns: ts,
                 line,
                 structured_metadata: md,

@@ -747,6 +747,7 @@ mod tests {
                 labels: inferscope_model::Labels::from_pairs([("a", "1")]),
                 entries: vec![inferscope_model::LogEntry {
                     line_metadata: Vec::new(),
+                    detected_level: None,
                     timestamp_ns: 1,
                     line: line.clone(),
                     structured_metadata: values

@@ -293,7 +293,7 @@ impl Transforms {
         // The program sees every metadata pair as text and may rewrite the
         // line, which ranges of it would not survive.
         for entry in streams.iter_mut().flat_map(|s| s.entries.iter_mut()) {
-            entry.materialize_line_metadata();
+            entry.materialize_metadata();
         }
         let mut out: Vec<PushStream> = Vec::with_capacity(streams.len());
         for stream in std::mem::take(streams) {
@@ -499,6 +499,7 @@ fn output(
     };
     let entry = LogEntry {
         line_metadata: Vec::new(),
+        detected_level: None,
         timestamp_ns,
         line,
         structured_metadata,

@@ -184,6 +184,7 @@ fn entry_of(
         .collect();
     LogEntry {
         line_metadata: Vec::new(),
+        detected_level: None,
         timestamp_ns,
         line,
         structured_metadata,

@@ -21,6 +21,9 @@ pub const COL_METADATA: &str = "structured_metadata";
 /// Column holding the line metadata: structured metadata whose values are
 /// byte ranges of the line (`start << 32 | end`), not copies.
 pub const COL_LINE_METADATA: &str = "line_metadata";
+/// Column holding each row's `detected_level` as a code
+/// ([`inferscope_model::Level::code`]; 0 for none).
+pub const COL_LEVEL: &str = "detected_level";
 /// Parquet key-value metadata key holding the block's stream index (JSON).
 pub const KV_STREAMS: &str = "inferscope.streams";
 
@@ -40,13 +43,37 @@ pub fn line_metadata_type() -> DataType {
         .clone()
 }
 
-/// Number of columns of a block without the line metadata column (one
-/// written before it existed, or whose rows have no line metadata).
-pub const COLUMNS_WITHOUT_LINE_METADATA: usize = 4;
+/// The columns a block has beyond the four every block has (`stream_id`,
+/// `timestamp`, `line`, `structured_metadata`): each only when some row
+/// needs it, so a block of the raw push path, or one written before they
+/// existed, has none and reads the same.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OptionalColumns {
+    /// The `line_metadata` column.
+    pub line_metadata: bool,
+    /// The `detected_level` column.
+    pub levels: bool,
+}
 
-/// The Arrow schema of a block, with or without the line metadata column
-/// (its last).
-pub fn schema(line_metadata: bool) -> SchemaRef {
+impl OptionalColumns {
+    /// Both columns.
+    pub const ALL: OptionalColumns = OptionalColumns {
+        line_metadata: true,
+        levels: true,
+    };
+
+    /// The columns either `self` or `other` has.
+    pub fn union(self, other: OptionalColumns) -> OptionalColumns {
+        OptionalColumns {
+            line_metadata: self.line_metadata || other.line_metadata,
+            levels: self.levels || other.levels,
+        }
+    }
+}
+
+/// The Arrow schema of a block: the four columns every block has, then the
+/// optional ones it has (in the order `line_metadata`, `detected_level`).
+pub fn schema(columns: OptionalColumns) -> SchemaRef {
     let mut fields = vec![
         Field::new(COL_STREAM_ID, DataType::UInt64, false),
         Field::new(
@@ -57,8 +84,11 @@ pub fn schema(line_metadata: bool) -> SchemaRef {
         Field::new(COL_LINE, DataType::Utf8, false),
         Field::new(COL_METADATA, metadata_type(), false),
     ];
-    if line_metadata {
+    if columns.line_metadata {
         fields.push(Field::new(COL_LINE_METADATA, line_metadata_type(), false));
+    }
+    if columns.levels {
+        fields.push(Field::new(COL_LEVEL, DataType::UInt8, false));
     }
     Arc::new(Schema::new(fields))
 }

@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampNanosecondType;
-use arrow_array::{Array, ArrayRef, MapArray, StringArray, UInt64Array};
+use arrow_array::{Array, ArrayRef, MapArray, StringArray, UInt8Array, UInt64Array};
 use bytes::Bytes;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
@@ -12,7 +12,12 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::file::metadata::PageIndexPolicy;
 
-use super::COLUMNS_WITHOUT_LINE_METADATA;
+use inferscope_model::Level;
+
+use super::{
+    COL_LEVEL, COL_LINE, COL_LINE_METADATA, COL_METADATA, COL_STREAM_ID, COL_TIMESTAMP,
+    OptionalColumns,
+};
 use crate::error::StorageError;
 use crate::scan::{LineRefs, MetadataRef};
 
@@ -28,6 +33,8 @@ pub struct LoadedBlock {
     pub data: Bytes,
     /// Parsed footer and offset index.
     pub meta: ArrowReaderMetadata,
+    /// The optional columns the file has.
+    columns: OptionalColumns,
 }
 
 fn corrupt(key: &str, reason: impl Into<String>) -> StorageError {
@@ -80,22 +87,39 @@ impl LoadedBlock {
         let opts = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
         let meta = ArrowReaderMetadata::load(&data, opts)
             .map_err(|e| corrupt(key, format!("bad parquet footer: {e}")))?;
-        let columns = meta.schema().fields().len();
-        if columns != COLUMNS_WITHOUT_LINE_METADATA && columns != COLUMNS_WITHOUT_LINE_METADATA + 1
-        {
-            return Err(corrupt(key, "unexpected schema"));
+        let names: Vec<&str> = meta
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        let columns = OptionalColumns {
+            line_metadata: names.contains(&COL_LINE_METADATA),
+            levels: names.contains(&COL_LEVEL),
+        };
+        // The columns' types are checked as they are read.
+        let expected = [COL_STREAM_ID, COL_TIMESTAMP, COL_LINE, COL_METADATA]
+            .into_iter()
+            .chain(columns.line_metadata.then_some(COL_LINE_METADATA))
+            .chain(columns.levels.then_some(COL_LEVEL));
+        if !names.iter().copied().eq(expected) {
+            return Err(corrupt(
+                key,
+                format!("unexpected schema: columns {names:?}"),
+            ));
         }
         Ok(LoadedBlock {
             key: key.to_string(),
             data,
             meta,
+            columns,
         })
     }
 
-    /// Whether the block has the line metadata column (blocks written before
-    /// it existed, or built without it, have 4 columns).
-    pub fn has_line_metadata(&self) -> bool {
-        self.meta.schema().fields().len() > COLUMNS_WITHOUT_LINE_METADATA
+    /// The optional columns the block has (blocks written before they
+    /// existed, or whose rows needed none, have the four required ones).
+    pub fn columns(&self) -> OptionalColumns {
+        self.columns
     }
 
     /// Number of rows in the file.
@@ -130,12 +154,13 @@ impl LoadedBlock {
             key: self.key.clone(),
             source: e,
         };
-        let columns: &[usize] = match (with_metadata, self.has_line_metadata()) {
-            (false, _) => &[1, 2],
-            (true, false) => &[1, 2, 3],
-            (true, true) => &[1, 2, 3, 4],
+        // Timestamps and lines, then the metadata columns the file has (in
+        // schema order, as the batches hold them).
+        let metadata_columns = match with_metadata {
+            false => 0,
+            true => 1 + usize::from(self.columns.line_metadata) + usize::from(self.columns.levels),
         };
-        let columns = columns.iter().copied();
+        let columns = 1..3 + metadata_columns;
         let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
             self.data.clone(),
             self.meta.clone(),
@@ -162,15 +187,30 @@ impl LoadedBlock {
                 return Err(corrupt(&self.key, "unexpected column types"));
             };
             let meta = batch
-                .columns()
-                .get(2)
+                .column_by_name(COL_METADATA)
                 .map(|col| map_parts::<StringArray>(&self.key, col, "metadata"))
                 .transpose()?;
             let line_meta = batch
-                .columns()
-                .get(3)
+                .column_by_name(COL_LINE_METADATA)
                 .map(|col| map_parts::<UInt64Array>(&self.key, col, "line metadata"))
                 .transpose()?;
+            let levels = match batch.column_by_name(COL_LEVEL) {
+                Some(col) => {
+                    let codes = col
+                        .as_any()
+                        .downcast_ref::<UInt8Array>()
+                        .ok_or_else(|| corrupt(&self.key, "unexpected level type"))?
+                        .values();
+                    if let Some(code) = codes
+                        .iter()
+                        .find(|&&c| c != 0 && Level::from_code(c).is_none())
+                    {
+                        return Err(corrupt(&self.key, format!("unknown level code {code}")));
+                    }
+                    Some(codes)
+                }
+                None => None,
+            };
             let ts_values = ts.values();
             for row in 0..batch.num_rows() {
                 while remaining == 0 {
@@ -192,6 +232,7 @@ impl LoadedBlock {
                             ranges,
                             range: offsets[row] as usize..offsets[row + 1] as usize,
                         }),
+                        level: levels.and_then(|codes| Level::from_code(codes[row])),
                         line,
                     },
                     None => MetadataRef::Pairs(&[]),

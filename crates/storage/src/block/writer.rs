@@ -2,10 +2,12 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{MapBuilder, StringBuilder, TimestampNanosecondBuilder, UInt64Builder};
+use arrow_array::builder::{
+    MapBuilder, StringBuilder, TimestampNanosecondBuilder, UInt8Builder, UInt64Builder,
+};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef;
-use inferscope_model::Labels;
+use inferscope_model::{DETECTED_LEVEL, Labels};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::{KeyValue, SortingColumn};
@@ -13,7 +15,8 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::{
-    COL_LINE, COL_LINE_METADATA, COL_METADATA, COL_STREAM_ID, COL_TIMESTAMP, KV_STREAMS, schema,
+    COL_LEVEL, COL_LINE, COL_LINE_METADATA, COL_METADATA, COL_STREAM_ID, COL_TIMESTAMP, KV_STREAMS,
+    OptionalColumns, schema,
 };
 use crate::error::StorageError;
 use crate::manifest::StreamMeta;
@@ -68,6 +71,8 @@ pub struct BlockBuilder {
     meta: MapBuilder<StringBuilder, StringBuilder>,
     /// The line metadata column; `None` for a block without it.
     line_meta: Option<MapBuilder<StringBuilder, UInt64Builder>>,
+    /// The level column; `None` for a block without it.
+    levels: Option<UInt8Builder>,
     buffered: usize,
     streams: Vec<StreamMeta>,
     current_fp: u64,
@@ -122,6 +127,12 @@ fn properties(zstd_level: i32, page_bytes: usize) -> WriterProperties {
         )
         .set_column_compression(line_metadata_ranges, Compression::ZSTD(metadata_level))
         .set_column_dictionary_enabled(line_metadata_keys, true)
+        // One small code per row, mostly the same: plain, then zstd.
+        .set_column_statistics_enabled(ColumnPath::from(COL_LEVEL), EnabledStatistics::None)
+        .set_column_compression(
+            ColumnPath::from(COL_LEVEL),
+            Compression::ZSTD(metadata_level),
+        )
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_column_statistics_enabled(ColumnPath::from(COL_TIMESTAMP), EnabledStatistics::Page)
         .set_column_encoding(
@@ -149,25 +160,20 @@ fn properties(zstd_level: i32, page_bytes: usize) -> WriterProperties {
 }
 
 impl BlockBuilder {
-    /// A new builder; `key` names the block in errors.
-    pub fn new(key: &str) -> Result<Self, StorageError> {
-        Self::with_properties(key, writer_properties(), true)
-    }
-
-    /// A builder for rows known to have no line metadata: the block gets no
-    /// line metadata column (4 columns, as blocks had before it existed),
-    /// which spares an empty map per row. A line value pushed anyway is
-    /// stored as text.
-    pub fn without_line_metadata(key: &str) -> Result<Self, StorageError> {
-        Self::with_properties(key, writer_properties(), false)
+    /// A new builder of a block with the optional `columns`; `key` names
+    /// the block in errors. Leaving out a column the rows do not need spares
+    /// an empty value per row; a line value or level pushed to a block
+    /// without its column is stored as text.
+    pub fn new(key: &str, columns: OptionalColumns) -> Result<Self, StorageError> {
+        Self::with_properties(key, writer_properties(), columns)
     }
 
     fn with_properties(
         key: &str,
         props: WriterProperties,
-        line_metadata: bool,
+        columns: OptionalColumns,
     ) -> Result<Self, StorageError> {
-        let schema = schema(line_metadata);
+        let schema = schema(columns);
         let writer =
             ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).map_err(|source| {
                 StorageError::Parquet {
@@ -183,8 +189,12 @@ impl BlockBuilder {
             ts: TimestampNanosecondBuilder::with_capacity(BATCH_ROWS),
             lines: StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 256),
             meta: MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()),
-            line_meta: line_metadata
+            line_meta: columns
+                .line_metadata
                 .then(|| MapBuilder::new(None, StringBuilder::new(), UInt64Builder::new())),
+            levels: columns
+                .levels
+                .then(|| UInt8Builder::with_capacity(BATCH_ROWS)),
             buffered: 0,
             streams: Vec::new(),
             current_fp: 0,
@@ -217,8 +227,9 @@ impl BlockBuilder {
     }
 
     /// Appends one entry to the current stream. Metadata values given as
-    /// ranges of the line ([`MetaValue::Line`]) are stored as ranges (as text
-    /// in a block built [`BlockBuilder::without_line_metadata`]). Ranges are
+    /// ranges of the line ([`MetaValue::Line`]) are stored as ranges, and a
+    /// level ([`MetaValue::Level`]) as a code, when the block has their
+    /// column (as text otherwise, and for a second level). Ranges are
     /// trusted: they were checked against their line where they entered the
     /// store (ingest, WAL replay, a CRC-checked block); one that does not fit
     /// is written as an empty value.
@@ -245,12 +256,22 @@ impl BlockBuilder {
         let (ids, row) = (&mut self.ids, self.rows);
         let mut entry_ids = crate::ids::EntryIds::default();
         let mut add_id = |id: &str| crate::ids::push_id(ids, row, id);
+        let mut level = 0;
         for (k, v) in meta {
             let v = v.into();
-            let text = v.text(line);
-            entry_ids.metadata(k, text, &mut add_id);
-            match (v, self.line_meta.as_mut()) {
-                (MetaValue::Line { start, end }, Some(line_meta)) => {
+            self.meta_pairs += 1;
+            match (v, self.line_meta.as_mut(), self.levels.is_some()) {
+                (MetaValue::Level(l), _, true) if level == 0 => {
+                    level = l.code();
+                    continue;
+                }
+                (MetaValue::Level(l), _, _) => {
+                    // No level column (or a second level): a text pair.
+                    self.meta.keys().append_value(DETECTED_LEVEL);
+                    self.meta.values().append_value(l.as_str());
+                    continue;
+                }
+                (MetaValue::Line { start, end }, Some(line_meta), _) => {
                     line_meta.keys().append_value(k);
                     line_meta
                         .values()
@@ -258,15 +279,18 @@ impl BlockBuilder {
                 }
                 _ => {
                     self.meta.keys().append_value(k);
-                    self.meta.values().append_value(text);
+                    self.meta.values().append_value(v.text(line));
                 }
             }
-            self.meta_pairs += 1;
+            entry_ids.metadata(k, v.text(line), &mut add_id);
         }
         entry_ids.line(line, &mut add_id);
         self.meta.append(true)?;
         if let Some(line_meta) = self.line_meta.as_mut() {
             line_meta.append(true)?;
+        }
+        if let Some(levels) = self.levels.as_mut() {
+            levels.append_value(level);
         }
         self.rows += 1;
         self.line_bytes += line.len() as u64;
@@ -289,6 +313,9 @@ impl BlockBuilder {
         ];
         if let Some(line_meta) = self.line_meta.as_mut() {
             cols.push(Arc::new(line_meta.finish()));
+        }
+        if let Some(levels) = self.levels.as_mut() {
+            cols.push(Arc::new(levels.finish()));
         }
         let batch = RecordBatch::try_new(self.schema.clone(), cols)?;
         self.buffered = 0;
@@ -331,6 +358,7 @@ impl BlockBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use inferscope_model::Level;
 
     fn json_line(i: u64, seed: &mut u64) -> String {
         *seed ^= *seed << 13;
@@ -366,7 +394,8 @@ mod tests {
         ] {
             let t = std::time::Instant::now();
             let mut b =
-                BlockBuilder::with_properties("x", properties(level, page), true).expect("builder");
+                BlockBuilder::with_properties("x", properties(level, page), OptionalColumns::ALL)
+                    .expect("builder");
             for s in 0..4 {
                 b.begin_stream(&Labels::from_pairs([("s", s.to_string())]));
                 for (i, l) in lines.iter().enumerate().skip(s).step_by(4) {
@@ -388,20 +417,25 @@ mod tests {
     #[test]
     fn metadata_columns_use_their_own_zstd_level() {
         use parquet::file::reader::{FileReader, SerializedFileReader};
-        let mut b = BlockBuilder::new("x").expect("builder");
+        let mut b = BlockBuilder::new("x", OptionalColumns::ALL).expect("builder");
         b.begin_stream(&Labels::from_pairs([("a", "1")]));
-        b.push(5, "hello", [("trace_id", "4bf92f3577b34da6")].into_iter())
-            .expect("push");
+        let meta = [
+            ("detected_level", MetaValue::Level(Level::Warn)),
+            ("trace_id", MetaValue::Text("4bf92f3577b34da6")),
+            ("span_id", MetaValue::Line { start: 0, end: 5 }),
+        ];
+        b.push(5, "hello", meta.into_iter()).expect("push");
         let built = b.finish().expect("finish");
         let reader =
             SerializedFileReader::new(bytes::Bytes::from(built.data)).expect("parquet file");
         let group = reader.metadata().row_group(0);
         let [names, values] = metadata_columns();
         let [line_names, line_ranges] = map_columns(COL_LINE_METADATA);
+        let levels = ColumnPath::from(COL_LEVEL);
         let mut seen = 0;
         for column in group.columns() {
             let path = column.column_path();
-            let metadata = [&names, &values, &line_names, &line_ranges].contains(&path);
+            let metadata = [&names, &values, &line_names, &line_ranges, &levels].contains(&path);
             seen += usize::from(metadata);
             let want = ZstdLevel::try_new(if metadata {
                 METADATA_ZSTD_LEVEL
@@ -421,7 +455,7 @@ mod tests {
                 "{path}"
             );
             // Names (a handful of distinct ones) are dictionary-encoded;
-            // values (mostly unique ids) are not.
+            // values (mostly unique ids) and level codes are not.
             if metadata {
                 assert_eq!(
                     column.dictionary_page_offset().is_some(),
@@ -430,12 +464,12 @@ mod tests {
                 );
             }
         }
-        assert_eq!(seen, 4, "the metadata leaf columns are in the file");
+        assert_eq!(seen, 5, "the metadata leaf columns are in the file");
     }
 
     #[test]
     fn block_round_trips() {
-        let mut b = BlockBuilder::new("x").expect("builder");
+        let mut b = BlockBuilder::new("x", OptionalColumns::ALL).expect("builder");
         b.begin_stream(&Labels::from_pairs([("a", "1")]));
         b.push(5, "hello", [("k", "v")].into_iter()).expect("push");
         b.push(7, "world", std::iter::empty::<(&str, &str)>())
@@ -444,13 +478,20 @@ mod tests {
         b.push(1, "other", std::iter::empty::<(&str, &str)>())
             .expect("push");
         let in_line = [
-            ("detected_level", MetaValue::Text("info")),
+            ("detected_level", MetaValue::Level(Level::Info)),
             ("trace_id", MetaValue::Line { start: 6, end: 9 }),
         ];
         b.push(3, "trace abc", in_line.into_iter()).expect("push");
         let built = b.finish().expect("finish");
         assert_eq!((built.rows, built.min_ts, built.max_ts), (4, 1, 7));
         assert_eq!(built.meta_pairs, 3);
+        assert!(
+            built
+                .data
+                .windows(COL_LEVEL.len())
+                .any(|w| w == COL_LEVEL.as_bytes()),
+            "the level column is in the file"
+        );
         let crc = crc32fast::hash(&built.data);
         let size = built.data.len() as u64;
         let loaded =
@@ -485,14 +526,11 @@ mod tests {
                 ),
             ]
         );
-        // The range stays a range when read back.
+        // The range stays a range, and the level a level, when read back.
         loaded
             .read_ranges(std::slice::from_ref(&(3..4)), true, |_, _, _, meta| {
                 let stored: Vec<_> = meta.iter_stored().collect();
-                assert_eq!(
-                    stored[1],
-                    ("trace_id", MetaValue::Line { start: 6, end: 9 })
-                );
+                assert_eq!(stored, in_line);
             })
             .expect("read");
         let bad =
@@ -500,31 +538,60 @@ mod tests {
         assert!(bad.is_err());
     }
 
-    /// Without the line metadata column, line values are stored as text.
+    /// Without their columns, line values and levels are stored as text; the
+    /// pairs read back the same with every set of columns (no optional one
+    /// is a block of the raw push path, line metadata alone one of the
+    /// previous release).
     #[test]
-    fn line_values_become_text_without_the_column() {
-        let mut b = BlockBuilder::without_line_metadata("x").expect("builder");
-        b.begin_stream(&Labels::from_pairs([("a", "1")]));
-        let in_line = [("trace_id", MetaValue::Line { start: 6, end: 9 })];
-        b.push(3, "trace abc", in_line.into_iter()).expect("push");
-        let built = b.finish().expect("finish");
-        let (size, crc) = (built.data.len() as u64, crc32fast::hash(&built.data));
-        let loaded =
-            crate::block::reader::LoadedBlock::load("x", bytes::Bytes::from(built.data), size, crc)
-                .expect("load");
-        assert!(!loaded.has_line_metadata());
-        loaded
-            .read_ranges(std::slice::from_ref(&(0..1)), true, |_, _, _, meta| {
-                let stored: Vec<_> = meta.iter_stored().collect();
-                assert_eq!(stored, [("trace_id", MetaValue::Text("abc"))]);
-            })
-            .expect("read");
+    fn line_values_and_levels_become_text_without_their_columns() {
+        let in_line = [
+            ("detected_level", MetaValue::Level(Level::Error)),
+            ("trace_id", MetaValue::Line { start: 6, end: 9 }),
+        ];
+        for (line_metadata, levels) in [(false, false), (true, false), (false, true), (true, true)]
+        {
+            let columns = OptionalColumns {
+                line_metadata,
+                levels,
+            };
+            let mut b = BlockBuilder::new("x", columns).expect("builder");
+            b.begin_stream(&Labels::from_pairs([("a", "1")]));
+            b.push(3, "trace abc", in_line.into_iter()).expect("push");
+            let built = b.finish().expect("finish");
+            let (size, crc) = (built.data.len() as u64, crc32fast::hash(&built.data));
+            let data = bytes::Bytes::from(built.data);
+            let loaded =
+                crate::block::reader::LoadedBlock::load("x", data, size, crc).expect("load");
+            assert_eq!(loaded.columns(), columns);
+            let expected = [
+                (
+                    "detected_level",
+                    match levels {
+                        true => MetaValue::Level(Level::Error),
+                        false => MetaValue::Text("error"),
+                    },
+                ),
+                (
+                    "trace_id",
+                    match line_metadata {
+                        true => MetaValue::Line { start: 6, end: 9 },
+                        false => MetaValue::Text("abc"),
+                    },
+                ),
+            ];
+            loaded
+                .read_ranges(std::slice::from_ref(&(0..1)), true, |_, _, _, meta| {
+                    let stored: Vec<_> = meta.iter_stored().collect();
+                    assert_eq!(stored, expected, "{columns:?}");
+                })
+                .expect("read");
+        }
     }
 
     /// Blocks written before the line metadata column existed still read.
     #[test]
     fn blocks_without_line_metadata_still_read() {
-        let old_schema = schema(false);
+        let old_schema = schema(OptionalColumns::default());
         let mut meta = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
         meta.keys().append_value("trace_id");
         meta.values().append_value("abc");

@@ -20,7 +20,7 @@ use std::borrow::Cow;
 use inferscope_query::pipeline::logfmt;
 
 /// The structured metadata name Loki stores the level under.
-pub const DETECTED_LEVEL: &str = "detected_level";
+pub use inferscope_model::DETECTED_LEVEL;
 
 /// The value when no level is found.
 pub const UNKNOWN: &str = "unknown";

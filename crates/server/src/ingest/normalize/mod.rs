@@ -29,7 +29,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use inferscope_model::{Labels, LineMetadata, LogEntry, PushStream};
+use inferscope_model::{Labels, Level, LineMetadata, LogEntry, PushStream};
 use inferscope_query::pipeline::json::{KeyFilter, flatten_only, sanitize_key};
 
 use self::level::{DEFAULT_LEVEL_FIELDS, DETECTED_LEVEL};
@@ -199,10 +199,11 @@ impl MetadataRoom {
 /// A change of an entry's `detected_level`.
 #[derive(Debug)]
 enum LevelUpdate {
-    /// The pushed value, spelled canonically (`WARNING` → `warn`).
-    Canonicalize(&'static str),
+    /// The pushed value is a canonical level once spelled so (`WARNING` →
+    /// `warn`): it is kept as a [`Level`].
+    Canonicalize(Level),
     /// A level detected from the stream, metadata or line: canonical (a
-    /// fixed text, nothing allocated) or, as Loki keeps it, another value.
+    /// [`Level`], nothing allocated) or, as Loki keeps it, another value.
     Add(Cow<'static, str>),
 }
 
@@ -457,28 +458,26 @@ impl Normalizer {
         }
         let mut added = None;
         match level {
-            Some(LevelUpdate::Canonicalize(canonical)) => {
-                if let Some((_, value)) = entry
+            Some(LevelUpdate::Canonicalize(level)) => {
+                entry
                     .structured_metadata
-                    .iter_mut()
-                    .find(|(k, _)| k == DETECTED_LEVEL)
-                {
-                    *value = canonical.to_string();
-                }
+                    .retain(|(k, _)| k != DETECTED_LEVEL);
+                entry.detected_level = Some(level);
             }
             Some(LevelUpdate::Add(level)) => added = Some(level),
             None => {}
         }
         let mut room = self.metadata_room(entry);
-        let fixed_level = matches!(added, Some(Cow::Borrowed(_)));
-        entry
-            .line_metadata
-            .reserve(metadata.len() + usize::from(fixed_level));
+        entry.line_metadata.reserve(metadata.len());
         match added {
-            // A canonical level is a fixed text: nothing to allocate.
-            Some(Cow::Borrowed(level)) => {
-                room.push_in_line(entry, LineMetadata::fixed(DETECTED_LEVEL, level));
-            }
+            // A canonical level is a code: nothing to allocate.
+            Some(Cow::Borrowed(level)) => match Level::from_canonical(level) {
+                Some(code) if room.take(DETECTED_LEVEL.len(), level.len()) => {
+                    entry.detected_level = Some(code);
+                }
+                Some(_) => {}
+                None => room.push(entry, DETECTED_LEVEL, level.to_string()),
+            },
             Some(Cow::Owned(level)) => room.push(entry, DETECTED_LEVEL, level),
             None => {}
         }
@@ -488,6 +487,7 @@ impl Normalizer {
             let name = found.name();
             if entry.structured_metadata.iter().any(|(k, _)| k == name)
                 || entry.line_metadata.iter().any(|m| m.name == name)
+                || (entry.detected_level.is_some() && name == DETECTED_LEVEL)
             {
                 continue;
             }
@@ -513,7 +513,7 @@ impl Normalizer {
             .find(|(k, _)| k == DETECTED_LEVEL)
         {
             return level::canonical_level(value)
-                .filter(|canonical| value != canonical)
+                .and_then(Level::from_canonical)
                 .map(LevelUpdate::Canonicalize);
         }
         let from_metadata = || {

@@ -151,26 +151,26 @@ fn high_cardinality_fields_are_copied_to_metadata() {
     }
     assert_eq!(metadata(&entry, "other"), None);
     // Verbatim values are held as ranges of the line, not copied, and the
-    // canonical level as a fixed text: the entry owns no metadata text.
-    let shared: Vec<(&str, Option<(u32, u32)>)> = entry
+    // canonical level as a `Level`: the entry owns no metadata text.
+    let shared: Vec<(&str, (u32, u32))> = entry
         .line_metadata
         .iter()
-        .map(|m| (m.name, m.range()))
+        .map(|m| (m.name, (m.start, m.end)))
         .collect();
     let range = |v: &str| {
         let start = line.find(&format!(r#""{v}""#)).expect("in the line") as u32 + 1;
-        Some((start, start + v.len() as u32))
+        (start, start + v.len() as u32)
     };
     assert_eq!(
         shared,
         [
-            ("detected_level", None),
             ("trace_id", range("t1")),
             ("span_id", range("s1")),
             ("request_id", range("r1")),
             ("user_id", range("u_7")),
         ]
     );
+    assert_eq!(entry.detected_level, Some(Level::Unknown));
     assert_eq!(metadata(&entry, "detected_level"), Some("unknown"));
     assert!(entry.structured_metadata.is_empty());
 
@@ -235,13 +235,19 @@ fn levels_from_labels_and_metadata_come_first_and_existing_levels_stay() {
         metadata(&out[0].entries[0], "detected_level"),
         Some("error")
     );
-    // An existing detected_level is kept (normalized, as Loki does).
+    // An existing detected_level is kept (normalized, as Loki does), as a
+    // `Level` when it is a canonical one.
     let mut s = stream(&[("app", "gw")], &[line]);
-    s.entries[0].structured_metadata = vec![("detected_level".into(), "WARNING".into())];
+    s.entries[0].structured_metadata = vec![
+        ("pod".into(), "p-1".into()),
+        ("detected_level".into(), "WARNING".into()),
+    ];
     let (out, _) = n.normalize(vec![s], NOW);
+    let e = &out[0].entries[0];
+    assert_eq!(e.detected_level, Some(Level::Warn));
     assert_eq!(
-        out[0].entries[0].structured_metadata,
-        vec![("detected_level".to_string(), "warn".to_string())]
+        all_metadata(e),
+        [("detected_level", "warn"), ("pod", "p-1")].map(|(k, v)| (k.to_string(), v.to_string()))
     );
     // Canonicalizing a pushed detected_level still copies the line's ids.
     let mut s = stream(
@@ -258,7 +264,7 @@ fn levels_from_labels_and_metadata_come_first_and_existing_levels_stay() {
         ]
     );
     // A level label Loki has no canonical spelling for is kept as it is,
-    // as text; a canonical one is a fixed text, not a copy.
+    // as text; a canonical one is a `Level`, not a copy.
     let (out, _) = n.normalize(
         vec![stream(&[("app", "gw"), ("level", "NOTICE")], &[line])],
         NOW,
@@ -268,13 +274,14 @@ fn levels_from_labels_and_metadata_come_first_and_existing_levels_stay() {
         e.structured_metadata,
         vec![("detected_level".to_string(), "NOTICE".to_string())]
     );
-    assert!(e.line_metadata.iter().all(|m| m.name != "detected_level"));
+    assert_eq!(e.detected_level, None);
     let (out, _) = n.normalize(
         vec![stream(&[("app", "gw"), ("level", "Warning")], &[line])],
         NOW,
     );
     let e = &out[0].entries[0];
     assert!(e.structured_metadata.is_empty());
+    assert_eq!(e.detected_level, Some(Level::Warn));
     assert_eq!(metadata(e, "detected_level"), Some("warn"));
     // A level in metadata.
     let mut s = stream(&[("app", "gw")], &["plain text"]);

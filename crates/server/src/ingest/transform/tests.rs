@@ -34,6 +34,7 @@ fn stream(labels: &[(&str, &str)], entries: Vec<LogEntry>) -> PushStream {
 fn entry(line: &str) -> LogEntry {
     LogEntry {
         line_metadata: Vec::new(),
+        detected_level: None,
         timestamp_ns: T0,
         line: line.to_string(),
         structured_metadata: vec![("detected_level".to_string(), "info".to_string())],
@@ -251,6 +252,7 @@ fn a_runtime_error_keeps_the_entry_byte_for_byte_and_marks_it() {
     )]);
     let before = LogEntry {
         line_metadata: Vec::new(),
+        detected_level: None,
         timestamp_ns: T0 + 7,
         line: "plain text line, not JSON: {oops".to_string(),
         structured_metadata: vec![
