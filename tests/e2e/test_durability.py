@@ -114,21 +114,26 @@ def metadata_by_line(server, query):
             for s in r.json()["data"]["result"] for _, line, extra in s["values"]}
 
 
+LEVELS = [("info", "info"), ("WARNING", "warn"), ("error", "error"), ("dbg", "debug"), ("FATAL", "fatal")]
+
+
 def test_ids_copied_from_json_lines_survive_flush_and_kill_9(fresh_server):
     """The ids normalization takes from a line are stored as ranges of it (not
-    copies): they must read the same from the head, from blocks, and after a
-    WAL replay, multi-byte characters and JSON escapes included."""
+    copies), and its canonical level as a one-byte code: they must read the
+    same from the head, from blocks, and after a WAL replay, multi-byte
+    characters and JSON escapes included."""
     fresh_server.start()
     start = now_ns() - 60 * 10**9
 
     def line(i):
-        return json.dumps({"level": "info", "message": f"request {i} done", "trace_id": f"{i:032x}",
-                           "request_id": f"req-ü-{i}", "user_id": f"u_{i}", "session_id": "s\u00e9ance"},
+        return json.dumps({"level": LEVELS[i % len(LEVELS)][0], "message": f"request {i} done",
+                           "trace_id": f"{i:032x}", "request_id": f"req-ü-{i}", "user_id": f"u_{i}",
+                           "session_id": "s\u00e9ance"},
                           ensure_ascii=i % 2 == 0)  # odd lines keep é verbatim, even ones escape it
 
     def expected(i):
-        return {"detected_level": "info", "trace_id": f"{i:032x}", "request_id": f"req-ü-{i}",
-                "user_id": f"u_{i}", "session_id": "séance"}
+        return {"detected_level": LEVELS[i % len(LEVELS)][1], "trace_id": f"{i:032x}",
+                "request_id": f"req-ü-{i}", "user_id": f"u_{i}", "session_id": "séance"}
 
     labels = {"app": "durability", "case": "ids"}
     fresh_server.push_lines(labels, [line(i) for i in range(100)], start)
@@ -145,3 +150,6 @@ def test_ids_copied_from_json_lines_survive_flush_and_kill_9(fresh_server):
         assert list(got) == [line(i)]
         got = metadata_by_line(fresh_server, f'{{case="ids"}} | request_id="req-ü-{i}"')
         assert list(got) == [line(i)]
+    # A level filter reads the codes of blocks and of the replayed WAL alike.
+    warn = metadata_by_line(fresh_server, '{case="ids"} | detected_level="warn"')
+    assert sorted(warn) == sorted(line(i) for i in range(200) if i % len(LEVELS) == 1)
