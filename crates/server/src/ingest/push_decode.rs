@@ -214,12 +214,12 @@ pub fn encode_protobuf(streams: &[PushStream]) -> Vec<u8> {
                     .map(|e| EntryAdapter {
                         timestamp: Some(Timestamp::from_nanos(e.timestamp_ns)),
                         line: e.line.clone(),
+                        // Every pair, the level and line values included.
                         structured_metadata: e
-                            .structured_metadata
-                            .iter()
+                            .metadata()
                             .map(|(name, value)| LabelPairAdapter {
-                                name: name.clone(),
-                                value: value.clone(),
+                                name: name.to_string(),
+                                value: value.to_string(),
                             })
                             .collect(),
                     })
@@ -326,6 +326,29 @@ mod tests {
             PushFormat::Json
         );
         assert!(PushFormat::from_content_type(Some("image/png")).is_err());
+    }
+
+    /// A level and line values are encoded as the pairs they stand for.
+    #[test]
+    fn every_metadata_pair_is_encoded() {
+        let mut e = LogEntry::new(5, r#"{"trace_id":"abc"}"#);
+        e.structured_metadata.push(("pod".into(), "p-1".into()));
+        e.detected_level = Some(inferscope_model::Level::Warn);
+        e.line_metadata
+            .extend(inferscope_model::LineMetadata::checked(
+                "trace_id", &e.line, 13, 16,
+            ));
+        let pairs: Vec<(String, String)> = e
+            .metadata()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let stream = PushStream {
+            labels: Labels::from_pairs([("app", "a")]),
+            entries: vec![e],
+        };
+        let decoded = decode_protobuf(&encode_protobuf(&[stream]), 1 << 20).expect("decodes");
+        assert_eq!(decoded[0].entries[0].structured_metadata, pairs);
+        assert_eq!(pairs.len(), 3);
     }
 
     fn arb_streams() -> impl Strategy<Value = Vec<PushStream>> {

@@ -459,9 +459,14 @@ impl Normalizer {
         let mut added = None;
         match level {
             Some(LevelUpdate::Canonicalize(level)) => {
-                entry
+                // The pair `detect_level` read (the first) becomes the level.
+                if let Some(i) = entry
                     .structured_metadata
-                    .retain(|(k, _)| k != DETECTED_LEVEL);
+                    .iter()
+                    .position(|(k, _)| k == DETECTED_LEVEL)
+                {
+                    entry.structured_metadata.remove(i);
+                }
                 entry.detected_level = Some(level);
             }
             Some(LevelUpdate::Add(level)) => added = Some(level),

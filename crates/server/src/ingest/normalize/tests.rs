@@ -249,6 +249,18 @@ fn levels_from_labels_and_metadata_come_first_and_existing_levels_stay() {
         all_metadata(e),
         [("detected_level", "warn"), ("pod", "p-1")].map(|(k, v)| (k.to_string(), v.to_string()))
     );
+    // Only the pair the level was read from becomes the level.
+    let mut s = stream(&[("app", "gw")], &[line]);
+    s.entries[0].structured_metadata = vec![
+        ("detected_level".into(), "WARNING".into()),
+        ("detected_level".into(), "custom".into()),
+    ];
+    let (out, _) = n.normalize(vec![s], NOW);
+    assert_eq!(
+        all_metadata(&out[0].entries[0]),
+        [("detected_level", "warn"), ("detected_level", "custom")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+    );
     // Canonicalizing a pushed detected_level still copies the line's ids.
     let mut s = stream(
         &[("app", "gw")],
