@@ -20,8 +20,28 @@ use crate::scan::{MetadataRef, NOT_IN_LINE};
 
 /// A chunk stops growing in place beyond this many line bytes.
 const CHUNK_TARGET_BYTES: usize = 1 << 20;
-/// Fixed per-entry bookkeeping counted in head bytes.
+/// Fixed per-entry bookkeeping counted in head bytes: its timestamp and the
+/// end offsets of its line and of its metadata.
 pub const ENTRY_OVERHEAD: usize = 24;
+/// Per metadata pair, counted in head bytes: the end offsets of its name and
+/// value, and its range in the line.
+pub const PAIR_OVERHEAD: usize = 24;
+
+/// The bytes `e` takes in a chunk: what `head_max_bytes` weighs. A line
+/// value takes only its name (its text is the line's), a level one byte.
+pub fn held_bytes(e: &LogEntry) -> usize {
+    let owned: usize = e
+        .structured_metadata
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + PAIR_OVERHEAD)
+        .sum();
+    let in_line: usize = e
+        .line_metadata
+        .iter()
+        .map(|m| m.name.len() + PAIR_OVERHEAD)
+        .sum();
+    ENTRY_OVERHEAD + e.line.len() + owned + in_line + usize::from(e.detected_level.is_some())
+}
 
 /// A columnar run of entries of one stream, in arrival order.
 #[derive(Debug, Default, Clone)]
@@ -341,11 +361,7 @@ impl Head {
                 }
                 th.append(&s.labels, &s.entries, hashes);
                 n += s.entries.len();
-                bytes += s
-                    .entries
-                    .iter()
-                    .map(|e| e.size_bytes() + ENTRY_OVERHEAD)
-                    .sum::<usize>();
+                bytes += s.entries.iter().map(held_bytes).sum::<usize>();
             }
         }
         if n > 0 {
@@ -535,6 +551,26 @@ mod tests {
         assert_eq!(chunk.meta(2).get("digit"), Some("3"));
         assert_eq!(chunk.meta(1).get("k2é"), Some("v3-2"));
         assert_eq!(chunk.meta(1).get("k1é"), Some(""));
+    }
+
+    /// Head bytes count what a chunk holds: a level is one byte, a line
+    /// value only its name, as they are stored.
+    #[test]
+    fn head_bytes_count_what_the_chunks_hold() {
+        let mut stream = push(&[("app", "a")], &[1, 2]);
+        let line_len = stream.entries[0].line.len();
+        stream.entries[1].detected_level = Some(Level::Info);
+        stream.entries[1]
+            .structured_metadata
+            .push(("pod".into(), "p-1".into()));
+        let m = inferscope_model::LineMetadata::checked("digit", &stream.entries[1].line, 1, 2);
+        stream.entries[1].line_metadata.extend(m);
+        let h = Head::new();
+        let (entries, bytes) = h.append("t", &[stream]);
+        let plain = ENTRY_OVERHEAD + line_len;
+        let with_metadata = plain + 1 + (3 + 3 + PAIR_OVERHEAD) + (5 + PAIR_OVERHEAD);
+        assert_eq!((entries, bytes), (2, plain + with_metadata));
+        assert_eq!(h.bytes(), bytes);
     }
 
     #[test]

@@ -102,7 +102,7 @@ impl StoreConfig {
 pub struct AppendStats {
     /// Entries added.
     pub entries: u64,
-    /// Bytes of lines and metadata added.
+    /// Bytes the entries take in the head ([`crate::head::held_bytes`]).
     pub bytes: u64,
     /// Bytes written to the WAL.
     pub wal_bytes: u64,
