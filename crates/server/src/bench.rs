@@ -440,6 +440,22 @@ fn print_comparison(dataset: &Dataset, pipeline: &[IngestFigures], raw: &[Ingest
         100.0 * raw_stored_cpu / pipeline_stored_cpu
     );
     if raw.len() > 1 {
+        // Each pipeline round against the raw round just before it: the
+        // median of these ratios cancels the host's drift within a run,
+        // which the ratio of the two medians does not.
+        let paired = |share: &dyn Fn(&IngestFigures, &IngestFigures) -> f64| {
+            let mut v: Vec<f64> = pipeline.iter().zip(raw).map(|(p, r)| share(p, r)).collect();
+            v.sort_by(f64::total_cmp);
+            100.0 * v[v.len() / 2]
+        };
+        println!(
+            "paired   rounds: the pipeline at {:.0} % of the raw path pushing, {:.0} % to blocks; \
+             server CPU {:.0} % and {:.0} % (medians of each round's share of the raw round before it)",
+            paired(&|p, r| push_rate(p) / push_rate(r)),
+            paired(&|p, r| stored_rate(p) / stored_rate(r)),
+            paired(&|p, r| push_cpu(r) / push_cpu(p)),
+            paired(&|p, r| stored_cpu(r) / stored_cpu(p)),
+        );
         let list = |rounds: &[IngestFigures], rate: &dyn Fn(&IngestFigures) -> f64| {
             rounds
                 .iter()
