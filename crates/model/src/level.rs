@@ -76,6 +76,13 @@ impl Level {
     }
 }
 
+impl PartialEq<&str> for Level {
+    /// Whether `other` is this level's canonical spelling.
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// The stored code of an optional level: 0 for none.
 pub fn level_code(level: Option<Level>) -> u8 {
     level.map_or(0, Level::code)

@@ -76,11 +76,11 @@ impl Chunk {
     fn for_entries(entries: &[LogEntry], line_bytes: usize) -> Self {
         let (mut meta_bytes, mut meta_pairs) = (0, 0);
         for e in entries {
-            meta_pairs += e.metadata_len();
+            // The level has a code of its own, not a pair.
+            meta_pairs += e.structured_metadata.len() + e.line_metadata.len();
             for (name, value) in &e.structured_metadata {
                 meta_bytes += name.len() + value.len();
             }
-            meta_pairs -= usize::from(e.detected_level.is_some());
             for m in &e.line_metadata {
                 meta_bytes += m.name.len();
             }

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 
 use inferscope_metrics::render_any_value;
-use inferscope_model::{Labels, LogEntry, PushStream};
+use inferscope_model::{Labels, Level, LogEntry, PushStream};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
@@ -168,7 +168,7 @@ fn entry_of(
         metadata.push(("severity_number".into(), record.severity_number.to_string()));
     }
     if let Some(level) = level_of(record) {
-        metadata.push((DETECTED_LEVEL.into(), level.into()));
+        metadata.push((DETECTED_LEVEL.into(), level.as_str().into()));
     }
     // Later duplicates (record attributes) win over earlier ones (resource);
     // empty values are left out. A record has a few dozen pairs at most: a
@@ -192,17 +192,17 @@ fn entry_of(
 }
 
 /// The canonical level of a record: its severity text, else its number's range.
-fn level_of(record: &LogRecord) -> Option<&'static str> {
+fn level_of(record: &LogRecord) -> Option<Level> {
     if let Some(level) = canonical_level(&record.severity_text) {
         return Some(level);
     }
     Some(match record.severity_number {
-        1..=4 => "trace",
-        5..=8 => "debug",
-        9..=12 => "info",
-        13..=16 => "warn",
-        17..=20 => "error",
-        21..=24 => "fatal",
+        1..=4 => Level::Trace,
+        5..=8 => Level::Debug,
+        9..=12 => Level::Info,
+        13..=16 => Level::Warn,
+        17..=20 => Level::Error,
+        21..=24 => Level::Fatal,
         _ => return None,
     })
 }

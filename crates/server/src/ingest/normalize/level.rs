@@ -15,15 +15,31 @@
 //! (`2025-09-02T15:50:01Z  INFO main: …`), bracketed levels (`[ERROR] …`) and klog
 //! (`E0605 07:51:00.123456 …`).
 
-use std::borrow::Cow;
-
+use inferscope_model::Level;
 use inferscope_query::pipeline::logfmt;
 
 /// The structured metadata name Loki stores the level under.
 pub use inferscope_model::DETECTED_LEVEL;
 
-/// The value when no level is found.
-pub const UNKNOWN: &str = "unknown";
+/// A `detected_level` value: one of Loki's canonical levels, or (from a
+/// level label or metadata Loki has no canonical spelling for) the value as
+/// it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LevelValue {
+    /// A canonical level.
+    Canonical(Level),
+    /// Any other value, kept as Loki keeps it.
+    Other(String),
+}
+
+impl PartialEq<&str> for LevelValue {
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            LevelValue::Canonical(level) => level == other,
+            LevelValue::Other(text) => text == other,
+        }
+    }
+}
 
 /// Loki's default `log_level_fields`, plus `levelname` (python-json-logger).
 pub const DEFAULT_LEVEL_FIELDS: [&str; 15] = [
@@ -45,22 +61,22 @@ pub const DEFAULT_LEVEL_FIELDS: [&str; 15] = [
 ];
 
 /// Loki's canonical level of `value` (case-insensitive), `None` when unknown.
-pub fn canonical_level(value: &str) -> Option<&'static str> {
-    const TABLE: [(&str, &str); 14] = [
-        ("trace", "trace"),
-        ("trc", "trace"),
-        ("debug", "debug"),
-        ("dbg", "debug"),
-        ("info", "info"),
-        ("inf", "info"),
-        ("information", "info"),
-        ("warn", "warn"),
-        ("wrn", "warn"),
-        ("warning", "warn"),
-        ("error", "error"),
-        ("err", "error"),
-        ("critical", "critical"),
-        ("fatal", "fatal"),
+pub fn canonical_level(value: &str) -> Option<Level> {
+    const TABLE: [(&str, Level); 14] = [
+        ("trace", Level::Trace),
+        ("trc", Level::Trace),
+        ("debug", Level::Debug),
+        ("dbg", Level::Debug),
+        ("info", Level::Info),
+        ("inf", Level::Info),
+        ("information", Level::Info),
+        ("warn", Level::Warn),
+        ("wrn", Level::Warn),
+        ("warning", Level::Warn),
+        ("error", Level::Error),
+        ("err", Level::Error),
+        ("critical", Level::Critical),
+        ("fatal", Level::Fatal),
     ];
     TABLE
         .iter()
@@ -68,25 +84,25 @@ pub fn canonical_level(value: &str) -> Option<&'static str> {
         .map(|(_, level)| *level)
 }
 
-/// Loki's `normalizeLogLevel`: the canonical level (a fixed text), else the
-/// value itself (a copy).
-pub fn normalize_level(value: &str) -> Cow<'static, str> {
+/// Loki's `normalizeLogLevel`: the canonical level, else the value itself
+/// (a copy).
+pub fn normalize_level(value: &str) -> LevelValue {
     match canonical_level(value) {
-        Some(level) => Cow::Borrowed(level),
-        None => Cow::Owned(value.to_string()),
+        Some(level) => LevelValue::Canonical(level),
+        None => LevelValue::Other(value.to_string()),
     }
 }
 
 /// The level of a line whose level field held `field_value` (JSON or logfmt):
 /// its canonical level, else (like Loki) the level found in the line's text.
-pub fn level_from_field(field_value: &str, line: &str) -> &'static str {
+pub fn level_from_field(field_value: &str, line: &str) -> Level {
     canonical_level(field_value).unwrap_or_else(|| level_from_words(line))
 }
 
 /// The level of a line that is not JSON: its prefix, then a logfmt level
 /// field (keys compared case-insensitively, as Loki does), then Loki's word
 /// search.
-pub fn level_of_plain_text(line: &str, level_fields: &[String]) -> &'static str {
+pub fn level_of_plain_text(line: &str, level_fields: &[String]) -> Level {
     if let Some(level) = level_from_prefix(line) {
         return level;
     }
@@ -109,7 +125,7 @@ pub fn level_of_plain_text(line: &str, level_fields: &[String]) -> &'static str 
 }
 
 /// The level of a line from its first words; `None` when the prefix has none.
-pub fn level_from_prefix(line: &str) -> Option<&'static str> {
+pub fn level_from_prefix(line: &str) -> Option<Level> {
     let line = line.trim_start();
     let bytes = line.as_bytes();
     // klog / glog: `I0605 07:51:00.123456   1 file.go:12] …`
@@ -119,11 +135,11 @@ pub fn level_from_prefix(line: &str) -> Option<&'static str> {
         && bytes.get(6).is_some_and(u8::is_ascii_digit)
     {
         match bytes[0] {
-            b'I' => return Some("info"),
-            b'W' => return Some("warn"),
-            b'E' => return Some("error"),
-            b'F' => return Some("fatal"),
-            b'D' => return Some("debug"),
+            b'I' => return Some(Level::Info),
+            b'W' => return Some(Level::Warn),
+            b'E' => return Some(Level::Error),
+            b'F' => return Some(Level::Fatal),
+            b'D' => return Some(Level::Debug),
             _ => {}
         }
     }
@@ -161,7 +177,7 @@ pub fn level_from_prefix(line: &str) -> Option<&'static str> {
 
 /// A level word written in capitals (`INFO`, `WARNING`, `ERR`…); lowercase
 /// words are too common in prose to be taken from a prefix.
-fn upper_level(word: &str) -> Option<&'static str> {
+fn upper_level(word: &str) -> Option<Level> {
     if word.len() < 3 || !word.bytes().all(|b| b.is_ascii_uppercase()) {
         return None;
     }
@@ -180,13 +196,13 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
 
 /// Loki's `detectLevelFromLogLine`, exactly: substrings, checked in its order
 /// (info first), else `unknown`.
-pub fn level_from_words(line: &str) -> &'static str {
+pub fn level_from_words(line: &str) -> Level {
     let has = |words: &[&str]| words.iter().any(|w| line.contains(w));
     if has(&["info:", "INFO:", "[info]", "[INFO]", "info", "INFO"]) {
-        return "info";
+        return Level::Info;
     }
     if has(&["err:", "ERR:", "[err]", "[ERR]", "[error]", "[ERROR]"]) {
-        return "error";
+        return Level::Error;
     }
     if has(&[
         "warn:",
@@ -198,15 +214,15 @@ pub fn level_from_words(line: &str) -> &'static str {
         "warning",
         "WARNING",
     ]) {
-        return "warn";
+        return Level::Warn;
     }
     if has(&["critical:", "CRITICAL:", "[critical]", "[CRITICAL]"]) {
-        return "critical";
+        return Level::Critical;
     }
     if has(&["debug:", "DEBUG:", "[debug]", "[DEBUG]", "debug", "DEBUG"]) {
-        return "debug";
+        return Level::Debug;
     }
-    UNKNOWN
+    Level::Unknown
 }
 
 #[cfg(test)]
@@ -233,7 +249,7 @@ mod tests {
             ("", None),
         ];
         for (value, want) in cases {
-            assert_eq!(canonical_level(value), want, "{value}");
+            assert_eq!(canonical_level(value).map(Level::as_str), want, "{value}");
         }
         assert_eq!(normalize_level("NOTICE"), "NOTICE");
         assert_eq!(normalize_level("Warning"), "warn");

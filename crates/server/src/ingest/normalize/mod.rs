@@ -32,7 +32,7 @@ use std::sync::LazyLock;
 use inferscope_model::{Labels, Level, LineMetadata, LogEntry, PushStream};
 use inferscope_query::pipeline::json::{KeyFilter, flatten_only, sanitize_key};
 
-use self::level::{DEFAULT_LEVEL_FIELDS, DETECTED_LEVEL};
+use self::level::{DEFAULT_LEVEL_FIELDS, DETECTED_LEVEL, LevelValue};
 use self::time::{Window, parse_event_time};
 use crate::config::Config;
 use crate::metrics::{EVENT_TIME_FAILURES, EVENT_TIMES_FROM_LINE, INVALID_JSON_LINES, Metrics};
@@ -204,7 +204,7 @@ enum LevelUpdate {
     Canonicalize(Level),
     /// A level detected from the stream, metadata or line: canonical (a
     /// [`Level`], nothing allocated) or, as Loki keeps it, another value.
-    Add(Cow<'static, str>),
+    Add(LevelValue),
 }
 
 impl Normalizer {
@@ -395,7 +395,7 @@ impl Normalizer {
     }
 
     /// Loki's level from stream labels: the first level field present.
-    fn stream_level(&self, labels: &Labels) -> Option<Cow<'static, str>> {
+    fn stream_level(&self, labels: &Labels) -> Option<LevelValue> {
         if !self.discover_levels {
             return None;
         }
@@ -411,7 +411,7 @@ impl Normalizer {
     fn entry(
         &self,
         entry: &mut LogEntry,
-        stream_level: Option<&Cow<'static, str>>,
+        stream_level: Option<&LevelValue>,
         window: Window,
         stats: &mut NormalizeStats,
         metadata: &mut Vec<FoundMetadata>,
@@ -476,15 +476,13 @@ impl Normalizer {
         entry.line_metadata.reserve(metadata.len());
         match added {
             // A canonical level is a code: nothing to allocate.
-            Some(Cow::Borrowed(level)) => match Level::from_canonical(level) {
-                Some(code) if room.take(DETECTED_LEVEL.len(), level.len()) => {
-                    entry.detected_level = Some(code);
-                }
-                Some(_) => {}
-                None => room.push(entry, DETECTED_LEVEL, level.to_string()),
-            },
-            Some(Cow::Owned(level)) => room.push(entry, DETECTED_LEVEL, level),
-            None => {}
+            Some(LevelValue::Canonical(level))
+                if room.take(DETECTED_LEVEL.len(), level.as_str().len()) =>
+            {
+                entry.detected_level = Some(level);
+            }
+            Some(LevelValue::Other(level)) => room.push(entry, DETECTED_LEVEL, level),
+            Some(LevelValue::Canonical(_)) | None => {}
         }
         // Only what was pushed or added above can hold a name already: the
         // line's names are unique.
@@ -508,7 +506,7 @@ impl Normalizer {
     fn detect_level(
         &self,
         entry: &LogEntry,
-        stream_level: Option<&Cow<'static, str>>,
+        stream_level: Option<&LevelValue>,
         is_json: bool,
         json_level: Option<&str>,
     ) -> Option<LevelUpdate> {
@@ -517,9 +515,7 @@ impl Normalizer {
             .iter()
             .find(|(k, _)| k == DETECTED_LEVEL)
         {
-            return level::canonical_level(value)
-                .and_then(Level::from_canonical)
-                .map(LevelUpdate::Canonicalize);
+            return level::canonical_level(value).map(LevelUpdate::Canonicalize);
         }
         let from_metadata = || {
             self.level_fields.iter().find_map(|name| {
@@ -534,11 +530,14 @@ impl Normalizer {
             Some(level) => level.clone(),
             None => match from_metadata() {
                 Some(level) => level,
-                None if is_json => Cow::Borrowed(match json_level {
+                None if is_json => LevelValue::Canonical(match json_level {
                     Some(value) => level::level_from_field(value, &entry.line),
                     None => level::level_from_words(&entry.line),
                 }),
-                None => Cow::Borrowed(level::level_of_plain_text(&entry.line, &self.level_fields)),
+                None => LevelValue::Canonical(level::level_of_plain_text(
+                    &entry.line,
+                    &self.level_fields,
+                )),
             },
         };
         Some(LevelUpdate::Add(detected))
